@@ -1,0 +1,98 @@
+/**
+ * What the agent can run, one line per service. Adding a service is adding a line here.
+ *
+ * - `entry`: the compiled main module, relative to a release's `dist/`.
+ * - `kind`: `rpc` (Connect server: health is grpc.health.v1 on its RPC port) or `http`
+ *   (public Hono server: health is GET /healthz on its public port and on its ops port).
+ * - `basePort`: the host's port plan. Replica i listens on RPC_PORT = basePort + 2i and
+ *   OPS_PORT = basePort + 2i + 1, so the agent always knows where to check a replica and two
+ *   releases of one replica never fight over a random port. Keep ranges 100 apart.
+ * - `publicPort` + `workersVar` (http only): the service runs as ONE process per host whose
+ *   node:cluster workers share `publicPort`; `osprey:replicas` sets `workersVar` instead of
+ *   the number of processes, because processes cannot share the public port.
+ * - `env`: defaults for this service; the host's env file and the port plan win over it.
+ *
+ */
+export const SERVICES = {
+  api: { entry: 'services/api/main.js', kind: 'http', basePort: 7000, publicPort: 8088, workersVar: 'API_WORKERS', env: {} },
+  ingest: { entry: 'services/ingest/main.js', kind: 'rpc', basePort: 7100, env: {} },
+  graphing: { entry: 'services/graphing/main.js', kind: 'rpc', basePort: 7200, env: {} },
+  web: { entry: 'services/web/main.js', kind: 'http', basePort: 7500, publicPort: 8080, workersVar: 'WEB_WORKERS', env: {} },
+  alerting: { entry: 'services/alerting/main.js', kind: 'rpc', basePort: 7300, env: {} },
+  reporting: { entry: 'services/reporting/main.js', kind: 'rpc', basePort: 7400, env: {} },
+} as const satisfies Record<string, ServiceDef>;
+
+export type ServiceName = keyof typeof SERVICES;
+
+export interface ServiceDef {
+  entry: string;
+  kind: 'rpc' | 'http';
+  basePort: number;
+  publicPort?: number;
+  workersVar?: string;
+  env: Record<string, string>;
+}
+
+export function serviceDef(name: string): ServiceDef | undefined {
+  return Object.hasOwn(SERVICES, name) ? (SERVICES as Record<string, ServiceDef>)[name] : undefined;
+}
+
+export const SERVICE_NAMES = Object.keys(SERVICES) as ServiceName[];
+
+/** The most processes of one service a host runs (keeps the port ranges apart). */
+export const MAX_REPLICAS_PER_HOST = 50;
+
+export interface Ports {
+  rpc: number;
+  ops: number;
+  /** http services: the public port all workers share. */
+  public?: number;
+}
+
+/** `offset` shifts the whole plan (OSPREY_PORT_OFFSET: a simulated fleet beside a real stack). */
+export function portsOf(def: ServiceDef, index: number, offset = 0): Ports {
+  const base = def.basePort + offset + 2 * index;
+  return { rpc: base, ops: base + 1, ...(def.publicPort ? { public: def.publicPort + offset } : {}) };
+}
+
+/** Tags → what a host runs: `osprey:roles` = "api,ingest", `osprey:replicas` = "ingest=2,api=4". */
+export interface HostRoles {
+  /**
+   * service → replicas on this host (for clustered http services: workers in its one
+   * process); undefined when `osprey:replicas` does not say (one process; a clustered
+   * service keeps its own default worker count).
+   */
+  services: Map<string, number | undefined>;
+  /** Roles the tags name that this release does not know (reported, never started). */
+  unknown: string[];
+}
+
+export const ROLES_TAG = 'osprey:roles';
+export const REPLICAS_TAG = 'osprey:replicas';
+
+export function parseRoles(tags: Record<string, string | undefined>): HostRoles {
+  const replicas = new Map<string, number>();
+  for (const part of (tags[REPLICAS_TAG] ?? '').split(',')) {
+    const m = /^\s*([a-z][a-z0-9-]*)\s*=\s*(\d+)\s*$/.exec(part);
+    if (m) replicas.set(m[1], Math.min(Number(m[2]), MAX_REPLICAS_PER_HOST));
+  }
+  const services = new Map<string, number | undefined>();
+  const unknown: string[] = [];
+  for (const raw of (tags[ROLES_TAG] ?? '').split(',')) {
+    const role = raw.trim();
+    if (!role) continue;
+    if (!serviceDef(role)) {
+      unknown.push(role);
+      continue;
+    }
+    const n = replicas.get(role);
+    if (n !== 0) services.set(role, n);
+  }
+  return { services, unknown };
+}
+
+/** How many processes a host runs for a service (clustered services: one). */
+export function processCount(def: ServiceDef, replicas: number | undefined): number {
+  return def.workersVar ? 1 : (replicas ?? 1);
+}
+

@@ -1,0 +1,270 @@
+/**
+ * `npm run bench:http`: StatHat /ez through the real api and ingest processes, against
+ * a bare node:http server in the same run (the ceiling).
+ *
+ * Servers (api with one worker, one ingest replica, the bare server) are pinned to core 0
+ * and the load generator (scripts/bench/load.ts) to core 1 with taskset, so "server side"
+ * means one core for both designs. Every phase posts to its own stat; at the end the api
+ * and ingest are stopped with SIGTERM (ingest flushes everything) and the count of every
+ * stat in rollups_1m must equal the 2xx responses the generator saw for it.
+ *
+ * Options: --runs=3 --duration=5 (seconds per saturation run) --rate-duration=10
+ *          --connections=50 --cpu-prof=DIR (writes .cpuprofile files of api and ingest)
+ *          --phases=saturation,rate,batch (a subset, e.g. to profile one)
+ *          --keep (leave the database)
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { RowDataPacket } from 'mysql2/promise';
+import { createAccount } from '../../services/kit/accounts.js';
+import { createTestDatabase, TEST_SERVICE_TOKEN } from '../../services/kit/testing/db.js';
+import type { LoadResult, LoadSpec } from './load.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const args = new Map(
+  process.argv.slice(2).map((a) => {
+    const [k, v] = a.replace(/^--/, '').split('=');
+    return [k, v ?? 'true'] as const;
+  }),
+);
+const RUNS = Number(args.get('runs') ?? 3);
+const SAT_MS = Number(args.get('duration') ?? 5) * 1000;
+const RATE_MS = Number(args.get('rate-duration') ?? 10) * 1000;
+const CONNECTIONS = Number(args.get('connections') ?? 50);
+const CPU_PROF = args.get('cpu-prof');
+const SERVER_CPU = args.get('server-cpu') ?? '0';
+const LOAD_CPU = args.get('load-cpu') ?? '1';
+const PHASES = new Set((args.get('phases') ?? 'saturation,rate,batch').split(','));
+const BATCH = 100;
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+interface Proc {
+  child: ChildProcess;
+  /** Every pid whose CPU counts for this server (cluster primary and worker). */
+  pids: number[];
+  exited: Promise<number | null>;
+}
+
+function cpuTicks(pids: number[], which: 'all' | 'sys' = 'all'): number {
+  let t = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      t += (which === 'all' ? Number(f[11]) : 0) + Number(f[12]);
+    } catch {
+      // exited
+    }
+  }
+  return t;
+}
+
+function nodeArgs(script: string): string[] {
+  const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF)}`] : [];
+  return ['-c', SERVER_CPU, process.execPath, ...prof, '--import', 'tsx', path.join(root, script)];
+}
+
+/** Starts a server process and resolves once a stdout line matches `ready`. */
+function startServer(script: string, env: Record<string, string>, ready: RegExp): Promise<{ proc: Proc; match: RegExpExecArray }> {
+  const child = spawn('taskset', nodeArgs(script), { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  let tail = '';
+  child.stderr!.on('data', (d) => (tail = (tail + d).slice(-4000)));
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const onData = (d: Buffer) => {
+      buf += d;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (/"level":(50|60)/.test(line)) process.stderr.write(`[${path.basename(path.dirname(script))}] ${line}\n`);
+        const m = ready.exec(line);
+        if (m) {
+          resolve({ proc: { child, pids: [child.pid!], exited }, match: m });
+        }
+      }
+    };
+    child.stdout!.on('data', onData);
+    void exited.then((code) => reject(new Error(`${script} exited (${code}) before it was ready:\n${tail}`)));
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function runLoad(spec: LoadSpec): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('taskset', ['-c', LOAD_CPU, process.execPath, '--import', 'tsx', path.join(root, 'scripts/bench/load.ts'), JSON.stringify(spec)], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as LoadResult) : reject(new Error(`load generator exited ${code}`))));
+  });
+}
+
+function formRequest(port: number, body: string): string {
+  return `POST /ez HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+function jsonRequest(port: number, body: string): string {
+  return `POST /ez HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const ms = (us: number) => (us / 1000).toFixed(2);
+
+interface Row {
+  phase: string;
+  server: string;
+  rps: number;
+  p50: string;
+  p99: string;
+  cpuUs: string;
+  other: string;
+}
+
+async function main() {
+  const tdb = await createTestDatabase();
+  const account = await createAccount(tdb.database.pool, 'bench@example.com');
+  const common = { DATABASE_URL: tdb.url, SERVICE_TOKEN: TEST_SERVICE_TOKEN, RPC_HOST: '127.0.0.1', RPC_PORT: '0', OPS_PORT: '0', LOG_LEVEL: 'info', HEARTBEAT_MS: '1000' };
+  const ingest = await startServer('services/ingest/main.ts', { ...common, FLUSH_INTERVAL_MS: '1000' }, /ingest replica ready/);
+  const apiPort = await freePort();
+  const api = await startServer('services/api/main.ts', { ...common, PORT: String(apiPort), HOST: '127.0.0.1', API_WORKERS: '1' }, /"pid":(\d+).*"opsPort":(\d+).*api replica ready/);
+  api.proc.pids.push(Number(api.match[1]));
+  const bareChild = spawn('taskset', ['-c', SERVER_CPU, process.execPath, '--import', 'tsx', path.join(root, 'scripts/bench/bare-server.ts')], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  const barePort = await new Promise<number>((r) => bareChild.stdout.once('data', (d) => r(Number(String(d).trim()))));
+  const bare: Proc = { child: bareChild, pids: [bareChild.pid!], exited: new Promise((r) => bareChild.once('exit', r)) };
+  const ospreyPids = [...api.proc.pids, ...ingest.proc.pids];
+
+  /** 2xx points per stat name, to compare with MySQL at the end. */
+  const expected = new Map<string, number>();
+  const expect = (stat: string, points: number) => expected.set(stat, (expected.get(stat) ?? 0) + points);
+  const form = (stat: string) => `ezkey=${encodeURIComponent(account.ezkey)}&stat=${encodeURIComponent(stat).replace(/%20/g, '+')}&count=1`;
+
+  const apiOps = `http://127.0.0.1:${api.match[2]}/metrics`;
+  const recordCounters = async () => {
+    const text = await (await fetch(apiOps)).text();
+    const read = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)?.[1] ?? NaN);
+    return { calls: read('osprey_api_record_calls_total'), points: read('osprey_api_record_points_total') };
+  };
+
+  async function measure(pids: number[], spec: LoadSpec) {
+    const calls0 = pids === ospreyPids ? await recordCounters() : undefined;
+    const parts = pids === ospreyPids ? [['api', api.proc.pids], ['ingest', ingest.proc.pids]] as const : [];
+    const before = [cpuTicks(pids), cpuTicks(pids, 'sys'), ...parts.map(([, p]) => cpuTicks(p))];
+    const res = await runLoad(spec);
+    const after = [cpuTicks(pids), cpuTicks(pids, 'sys'), ...parts.map(([, p]) => cpuTicks(p))];
+    const calls1 = calls0 ? await recordCounters() : undefined;
+    const perReq = (i: number) => ((after[i] - before[i]) * 1e6) / CLK_TCK / Math.max(1, res.ok);
+    const cpuUs = perReq(0);
+    const split = [`sys ${perReq(1).toFixed(0)}`, ...parts.map(([name], i) => `${name} ${perReq(i + 2).toFixed(0)}`)].join('/');
+    const non2xx = Object.entries(res.statuses).filter(([s]) => !s.startsWith('2'));
+    const other = non2xx.map(([s, n]) => `${n}×${s}`).concat(res.errors ? [`${res.errors} errors`] : []);
+    if (calls0 && calls1) other.unshift(`${((calls1.points - calls0.points) / Math.max(1, calls1.calls - calls0.calls)).toFixed(1)} points/call`);
+    return { res, rps: res.ok / (res.elapsedMs / 1000), cpuUs, other: [`µs ${split}`, ...other].join('; ') };
+  }
+  const closed = (port: number, request: string, durationMs: number): LoadSpec => ({ mode: 'closed', host: '127.0.0.1', port, request, durationMs, connections: CONNECTIONS });
+  const open = (port: number, request: string, rate: number): LoadSpec => ({ mode: 'open', host: '127.0.0.1', port, request, durationMs: RATE_MS, rate, connections: 16, maxConnections: 512 });
+
+  const rows: Row[] = [];
+  const log = (s: string) => process.stderr.write(s + '\n');
+  try {
+    log(`bench:http  api worker pid ${api.match[1]}, ingest pid ${ingest.proc.child.pid}, bare pid ${bareChild.pid}; servers on cpu ${SERVER_CPU}, load on cpu ${LOAD_CPU}`);
+    // Warm-up: JIT, the ezkey cache, the stat cache, the HTTP/2 session.
+    await runLoad(closed(barePort, formRequest(barePort, form('bench warmup')), 2000));
+    const w = await runLoad(closed(apiPort, formRequest(apiPort, form('bench warmup')), 2000));
+    expect('bench warmup', w.ok);
+
+    const sat = { bare: [] as number[], osprey: [] as number[], bareCpu: [] as number[], ospreyCpu: [] as number[] };
+    for (let run = 1; PHASES.has('saturation') && run <= RUNS; run++) {
+      const b = await measure(bare.pids, closed(barePort, formRequest(barePort, form('bench saturation')), SAT_MS));
+      const o = await measure(ospreyPids, closed(apiPort, formRequest(apiPort, form('bench saturation')), SAT_MS));
+      expect('bench saturation', o.res.ok);
+      sat.bare.push(b.rps);
+      sat.osprey.push(o.rps);
+      sat.bareCpu.push(b.cpuUs);
+      sat.ospreyCpu.push(o.cpuUs);
+      for (const [server, m] of [['bare', b], ['osprey', o]] as const) {
+        rows.push({ phase: `saturation run ${run}`, server, rps: m.rps, p50: ms(m.res.latencyUs.p50), p99: ms(m.res.latencyUs.p99), cpuUs: m.cpuUs.toFixed(0), other: m.other });
+      }
+      log(`  run ${run}: bare ${b.rps.toFixed(0)} req/s, osprey ${o.rps.toFixed(0)} req/s (${(o.rps / b.rps).toFixed(2)})`);
+    }
+
+    const rates: Record<number, { p50: number; p99: number }> = {};
+    for (const rate of PHASES.has('rate') ? [1000, 5000] : []) {
+      const b = await measure(bare.pids, open(barePort, formRequest(barePort, form('bench rate')), rate));
+      const o = await measure(ospreyPids, open(apiPort, formRequest(apiPort, form('bench rate')), rate));
+      expect('bench rate', o.res.ok);
+      rates[rate] = o.res.latencyUs;
+      for (const [server, m] of [['bare', b], ['osprey', o]] as const) {
+        rows.push({ phase: `open loop ${rate}/s`, server, rps: m.rps, p50: ms(m.res.latencyUs.p50), p99: ms(m.res.latencyUs.p99), cpuUs: m.cpuUs.toFixed(0), other: `${m.other}; ${m.res.maxConnectionsUsed} conns` });
+      }
+      log(`  ${rate}/s: osprey p50 ${ms(o.res.latencyUs.p50)} ms p99 ${ms(o.res.latencyUs.p99)} ms`);
+    }
+
+    const batchStats = Array.from({ length: 10 }, (_, i) => `bench batch ${i}`);
+    const batchBody = JSON.stringify({ ezkey: account.ezkey, data: Array.from({ length: BATCH }, (_, i) => ({ stat: batchStats[i % 10], count: 1 })) });
+    const jb = PHASES.has('batch') ? await measure(ospreyPids, closed(apiPort, jsonRequest(apiPort, batchBody), SAT_MS)) : undefined;
+    const pointsPerSec = jb ? jb.rps * BATCH : 0;
+    if (jb) {
+      for (const s of batchStats) expect(s, (jb.res.ok * BATCH) / 10);
+    rows.push({ phase: `JSON batches of ${BATCH}`, server: 'osprey', rps: jb.rps, p50: ms(jb.res.latencyUs.p50), p99: ms(jb.res.latencyUs.p99), cpuUs: jb.cpuUs.toFixed(0), other: `${Math.round(pointsPerSec)} points/s; ${(jb.cpuUs / BATCH).toFixed(1)} µs/point; ${jb.other}` });
+    }
+
+    // Stop api first (it answers what is in flight), then ingest (its last flush).
+    api.proc.child.kill('SIGTERM');
+    const apiCode = await api.proc.exited;
+    ingest.proc.child.kill('SIGTERM');
+    const ingestCode = await ingest.proc.exited;
+    bare.child.kill('SIGTERM');
+
+    const [dbRows] = await tdb.database.pool.query<RowDataPacket[]>(
+      'SELECT s.name, SUM(r.count) AS n FROM rollups_1m r JOIN stats s ON s.id = r.stat_id GROUP BY s.name',
+    );
+    const stored = new Map(dbRows.map((r) => [String(r.name), Number(r.n)]));
+    const mismatches = [...new Set([...expected.keys(), ...stored.keys()])].filter((k) => (expected.get(k) ?? 0) !== (stored.get(k) ?? 0));
+    const totalExpected = [...expected.values()].reduce((a, b) => a + b, 0);
+    const totalStored = [...stored.values()].reduce((a, b) => a + b, 0);
+
+    const w1 = Math.max(...rows.map((r) => r.phase.length));
+    console.log('');
+    console.log(`| ${'phase'.padEnd(w1)} | server | req/s  | p50 ms | p99 ms | CPU µs/req | notes`);
+    console.log(`|${'-'.repeat(w1 + 2)}|--------|--------|--------|--------|------------|------`);
+    for (const r of rows) console.log(`| ${r.phase.padEnd(w1)} | ${r.server.padEnd(6)} | ${r.rps.toFixed(0).padStart(6)} | ${r.p50.padStart(6)} | ${r.p99.padStart(6)} | ${r.cpuUs.padStart(10)} | ${r.other}`);
+    console.log('');
+    const ratio = sat.bare.length ? median(sat.osprey) / median(sat.bare) : NaN;
+    const spread = (xs: number[]) => `${Math.round(Math.min(...xs))}–${Math.round(Math.max(...xs))}`;
+    console.log(`saturation, median of ${RUNS}: bare ${Math.round(median(sat.bare))} req/s (${spread(sat.bare)}, ${median(sat.bareCpu).toFixed(0)} µs/req), osprey ${Math.round(median(sat.osprey))} req/s (${spread(sat.osprey)}, ${median(sat.ospreyCpu).toFixed(0)} µs/req api+ingest)`);
+    console.log(`ratio per run: ${sat.osprey.map((o, i) => (o / sat.bare[i]).toFixed(2)).join(', ')}`);
+    const check = (ok: boolean) => (ok ? 'ok  ' : 'MISS');
+    console.log(`${check(ratio >= 0.4)} osprey/bare ≥ 0.40 at saturation`);
+    if (rates[1000]) console.log(`${check(rates[1000].p99 <= 2000)} p99 ≤ 2 ms at 1,000 req/s (${ms(rates[1000].p99)} ms)`);
+    if (rates[5000]) console.log(`${check(rates[5000].p99 <= 5000)} p99 ≤ 5 ms at 5,000 req/s (${ms(rates[5000].p99)} ms)`);
+    if (jb) console.log(`${check(pointsPerSec >= 500_000)} ≥ 500,000 points/s in JSON batches (${Math.round(pointsPerSec)})`);
+    console.log(`${check(mismatches.length === 0)} every 2xx point is in rollups_1m: ${totalStored} stored, ${totalExpected} answered 2xx (api exit ${apiCode}, ingest exit ${ingestCode})`);
+    for (const k of mismatches) console.log(`     ${k}: stored ${stored.get(k) ?? 0}, answered 2xx ${expected.get(k) ?? 0}`);
+    console.log(`osprey/bare = ${ratio.toFixed(2)}`);
+    if (mismatches.length > 0) process.exitCode = 1;
+  } finally {
+    for (const p of [api.proc, ingest.proc, bare]) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    if (args.has('keep')) log(`database kept: ${tdb.url}`);
+    else await tdb.drop();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,42 @@
+/**
+ * Prints where a .cpuprofile (node --cpu-prof) spent its time: self time per function
+ * and per package, the top N. Usage: tsx scripts/bench/profile-summary.ts FILE [N]
+ */
+import { readFileSync } from 'node:fs';
+
+interface Node {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+const file = process.argv[2];
+const top = Number(process.argv[3] ?? 30);
+const prof = JSON.parse(readFileSync(file, 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
+const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+const self = new Map<number, number>();
+prof.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0)));
+// Idle time is left out: percentages are of the time the process was busy.
+for (const [id] of self) if (byId.get(id)!.callFrame.functionName === '(idle)') self.delete(id);
+const total = [...self.values()].reduce((a, b) => a + b, 0);
+const where = (url: string) => {
+  const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (m) return m[1];
+  if (url.startsWith('node:')) return url;
+  if (url === '') return '(native)';
+  return url.replace(/^.*\/(services|scripts|gen)\//, '$1/');
+};
+const fn = new Map<string, number>();
+const pkg = new Map<string, number>();
+for (const [id, us] of self) {
+  const n = byId.get(id)!;
+  const key = `${n.callFrame.functionName || '(anonymous)'}  ${where(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
+  fn.set(key, (fn.get(key) ?? 0) + us);
+  const p = where(n.callFrame.url).split(':')[0];
+  pkg.set(p, (pkg.get(p) ?? 0) + us);
+}
+const pct = (us: number) => ((100 * us) / total).toFixed(1).padStart(5) + '%';
+console.log(`${file}: ${(total / 1e6).toFixed(1)} s busy`);
+console.log('-- by package/file');
+for (const [k, v] of [...pkg].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(pct(v), k);
+console.log('-- by function (self)');
+for (const [k, v] of [...fn].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(pct(v), k);

@@ -1,0 +1,34 @@
+import type { Pool } from 'mysql2/promise';
+import { findAccountByEzkey } from '../kit/accounts.js';
+
+/**
+ * ezkey → account id, remembered for `ttlMs` (unknown keys for a tenth of that) so the
+ * hot path does not ask MySQL per request. Concurrent misses for one key share one query.
+ */
+export class EzkeyCache {
+  private readonly known = new Map<string, { accountId: number | undefined; until: number }>();
+  private readonly loading = new Map<string, Promise<number | undefined>>();
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly ttlMs: number,
+  ) {}
+
+  lookup(ezkey: string): number | undefined | Promise<number | undefined> {
+    const hit = this.known.get(ezkey);
+    if (hit && hit.until > Date.now()) return hit.accountId;
+    let p = this.loading.get(ezkey);
+    if (!p) {
+      p = findAccountByEzkey(this.pool, ezkey)
+        .then((account) => {
+          const accountId = account?.id;
+          if (this.known.size > 100_000) this.known.clear();
+          this.known.set(ezkey, { accountId, until: Date.now() + (accountId ? this.ttlMs : this.ttlMs / 10) });
+          return accountId;
+        })
+        .finally(() => this.loading.delete(ezkey));
+      this.loading.set(ezkey, p);
+    }
+    return p;
+  }
+}

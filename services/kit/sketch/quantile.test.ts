@@ -1,0 +1,227 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { QUANTILE_RELATIVE_ACCURACY, QuantileSketch } from './quantile.js';
+
+const QS = [0, 0.001, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1];
+
+function sketchOf(values: readonly number[], weights?: readonly number[]): QuantileSketch {
+  const s = new QuantileSketch();
+  values.forEach((v, i) => s.add(v, weights?.[i] ?? 1));
+  return s;
+}
+
+function merged(...parts: QuantileSketch[]): QuantileSketch {
+  const s = new QuantileSketch();
+  for (const p of parts) s.merge(p);
+  return s;
+}
+
+/** Magnitudes a metric can have: zero, or 1e-9..1e12 of either sign (what we promise 1% on). */
+const valueArb = fc.oneof(
+  { weight: 1, arbitrary: fc.constant(0) },
+  {
+    weight: 8,
+    arbitrary: fc
+      .tuple(fc.double({ min: -9, max: 12, noNaN: true }), fc.boolean())
+      .map(([e, neg]) => (neg ? -1 : 1) * 10 ** e),
+  },
+  { weight: 3, arbitrary: fc.integer({ min: 0, max: 5000 }) },
+);
+/** Weights that sum exactly in any order (1/rate for rates 1, .5, .25, .1, .01). */
+const weightArb = fc.constantFrom(1, 2, 4, 10, 100);
+
+function quantilesOf(s: QuantileSketch): number[] {
+  return QS.map((q) => s.quantile(q));
+}
+
+describe('QuantileSketch', () => {
+  it('is empty to start with, and serializes to 5 bytes', () => {
+    const s = new QuantileSketch();
+    expect(s.count).toBe(0);
+    expect(s.quantile(0.5)).toBeNaN();
+    const b = s.serialize();
+    expect(b.length).toBe(5);
+    const back = QuantileSketch.deserialize(b);
+    expect(back.count).toBe(0);
+    expect(back.serialize()).toEqual(b);
+  });
+
+  it('keeps zeros, negatives and exact min and max', () => {
+    const s = sketchOf([-5, 0, 0, 3, 1000]);
+    expect(s.count).toBe(5);
+    expect(s.quantile(0)).toBe(-5);
+    expect(s.quantile(1)).toBe(1000);
+    expect(s.quantile(0.5)).toBe(0);
+    expect(Math.abs(s.quantile(0.25) - -0) <= 0.05).toBe(true);
+    expect(s.quantile(-0.1)).toBeNaN();
+    expect(s.quantile(1.1)).toBeNaN();
+  });
+
+  it('rejects values and weights it cannot hold', () => {
+    const s = new QuantileSketch();
+    expect(() => s.add(NaN)).toThrow(RangeError);
+    expect(() => s.add(Infinity)).toThrow(RangeError);
+    expect(() => s.add(1, 0)).toThrow(RangeError);
+    expect(() => s.add(1, -1)).toThrow(RangeError);
+    expect(() => s.add(1, NaN)).toThrow(RangeError);
+    expect(s.count).toBe(0);
+  });
+
+  it('answers within 1% relative error of the exact quantile', () => {
+    fc.assert(
+      fc.property(fc.array(valueArb, { minLength: 1, maxLength: 400 }), (values) => {
+        const s = sketchOf(values);
+        const sorted = [...values].sort((a, b) => a - b);
+        for (const q of QS) {
+          const exact = sorted[Math.floor(q * (sorted.length - 1))];
+          const got = s.quantile(q);
+          expect(Math.abs(got - exact)).toBeLessThanOrEqual(QUANTILE_RELATIVE_ACCURACY * Math.abs(exact) * (1 + 1e-9));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('answers within 1% on a large skewed distribution', () => {
+    let seed = 42;
+    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const values = Array.from({ length: 50_000 }, () => Math.exp(rnd() * 12 - 2)); // 0.13 .. 22,000
+    const s = sketchOf(values);
+    const sorted = [...values].sort((a, b) => a - b);
+    for (const q of QS) {
+      const exact = sorted[Math.floor(q * (sorted.length - 1))];
+      expect(Math.abs(s.quantile(q) - exact) / exact).toBeLessThanOrEqual(0.01);
+    }
+    expect(s.count).toBe(50_000);
+    // compact: a few hundred occupied bins
+    expect(s.serialize().length).toBeLessThan(2500);
+  });
+
+  it('counts a weight like that many samples', () => {
+    const a = sketchOf([5, 7, 9], [10, 1, 4]);
+    const b = sketchOf([...Array(10).fill(5), 7, 9, 9, 9, 9]);
+    expect(a.count).toBe(15);
+    expect(a.serialize()).toEqual(b.serialize());
+  });
+
+  it('round-trips exactly through its serialization', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(valueArb, fc.oneof(weightArb, fc.double({ min: 0.001, max: 1000, noNaN: true }))), {
+          maxLength: 200,
+        }),
+        (pairs) => {
+          const s = sketchOf(
+            pairs.map((p) => p[0]),
+            pairs.map((p) => p[1]),
+          );
+          const b = s.serialize();
+          const back = QuantileSketch.deserialize(b);
+          expect(back.serialize()).toEqual(b);
+          expect(back.count).toBe(s.count);
+          expect(back.min).toBe(s.min);
+          expect(back.max).toBe(s.max);
+          expect(quantilesOf(back)).toEqual(quantilesOf(s));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('merges commutatively and associatively, and merged parts equal one sketch', () => {
+    const part = fc.array(fc.tuple(valueArb, weightArb), { maxLength: 80 });
+    fc.assert(
+      fc.property(part, part, part, (pa, pb, pc) => {
+        const mk = (p: [number, number][]) =>
+          sketchOf(
+            p.map((x) => x[0]),
+            p.map((x) => x[1]),
+          );
+        const [a, b, c] = [mk(pa), mk(pb), mk(pc)];
+        const whole = mk([...pa, ...pb, ...pc]).serialize();
+        const ab = merged(a, b);
+        const ba = merged(b, a);
+        expect(ab.serialize()).toEqual(ba.serialize());
+        expect(quantilesOf(ab)).toEqual(quantilesOf(ba));
+        const left = merged(merged(a, b), c);
+        const right = merged(a, merged(b, c));
+        const mixed = merged(c, merged(b, a));
+        expect(left.serialize()).toEqual(right.serialize());
+        expect(mixed.serialize()).toEqual(left.serialize());
+        expect(left.serialize()).toEqual(whole);
+        // merging deserialized sketches equals merging the originals
+        const viaBytes = merged(
+          QuantileSketch.deserialize(a.serialize()),
+          QuantileSketch.deserialize(b.serialize()),
+          QuantileSketch.deserialize(c.serialize()),
+        );
+        expect(viaBytes.serialize()).toEqual(whole);
+        expect(quantilesOf(viaBytes)).toEqual(quantilesOf(left));
+        // the inputs are unchanged by being merged
+        expect(a.serialize()).toEqual(mk(pa).serialize());
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('any split of a stream into two replicas, merged, equals one sketch', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(valueArb, weightArb, fc.boolean()), { maxLength: 300 }), (stream) => {
+        const one = new QuantileSketch();
+        const r1 = new QuantileSketch();
+        const r2 = new QuantileSketch();
+        for (const [v, w, side] of stream) {
+          one.add(v, w);
+          (side ? r1 : r2).add(v, w);
+        }
+        const m = merged(QuantileSketch.deserialize(r1.serialize()), QuantileSketch.deserialize(r2.serialize()));
+        expect(m.serialize()).toEqual(one.serialize());
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('keeps negative values through a merge (the library merge drops them)', () => {
+    const neg = sketchOf([-1, -2, -3]);
+    const pos = sketchOf([1, 2, 3]);
+    const m = merged(pos, neg);
+    expect(m.count).toBe(6);
+    expect(m.quantile(0)).toBe(-3);
+    expect(Math.abs(m.quantile(0.2) - -2)).toBeLessThanOrEqual(0.02);
+    expect(m.serialize()).toEqual(sketchOf([1, 2, 3, -1, -2, -3]).serialize());
+  });
+
+  it('merges a sketch whose top key is 0 (values near 1) into one with lower keys', () => {
+    const low = sketchOf([0.01, 0.02]);
+    const one = sketchOf([1, 0.995]);
+    low.merge(one);
+    expect(low.count).toBe(4);
+    expect(low.serialize()).toEqual(sketchOf([0.01, 0.02, 1, 0.995]).serialize());
+    expect(Math.abs(low.quantile(0.9) - 1)).toBeLessThanOrEqual(0.01);
+  });
+
+  it('merges into itself as doubling', () => {
+    const s = sketchOf([1, 2, 3]);
+    s.merge(s);
+    expect(s.serialize()).toEqual(sketchOf([1, 2, 3], [2, 2, 2]).serialize());
+  });
+
+  it('rejects corrupt serializations with an Error, never anything worse', () => {
+    const good = sketchOf([1, 2, 3, -4, 0]).serialize();
+    expect(() => QuantileSketch.deserialize(Buffer.from([]))).toThrow();
+    expect(() => QuantileSketch.deserialize(Buffer.from([9, 0, 0, 0, 0]))).toThrow(/version/);
+    expect(() => QuantileSketch.deserialize(good.subarray(0, good.length - 1))).toThrow();
+    expect(() => QuantileSketch.deserialize(Buffer.concat([good, Buffer.from([0])]))).toThrow();
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        try {
+          const s = QuantileSketch.deserialize(Buffer.concat([Buffer.from([1]), bytes]));
+          expect(QuantileSketch.deserialize(s.serialize()).serialize()).toEqual(s.serialize());
+        } catch (e) {
+          expect(e).toBeInstanceOf(Error);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});

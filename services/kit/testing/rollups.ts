@@ -1,0 +1,21 @@
+import type { Pool, ResultSetHeader } from 'mysql2/promise';
+
+/**
+ * Writes one sample into the 1m, 1h and 1d rollups the way a flush merges it, for tests
+ * that need data at chosen times without running ingest.
+ */
+export async function insertSample(pool: Pool, statId: number, unixSec: number, value: number): Promise<void> {
+  for (const [table, size] of [['rollups_1m', 60], ['rollups_1h', 3600], ['rollups_1d', 86400]] as const) {
+    await pool.query<ResultSetHeader>(
+      `INSERT INTO ${table} (stat_id, bucket, count, sum, min, max, sumsq, last_value, last_time) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?)
+       ON DUPLICATE KEY UPDATE count = count + 1, sum = sum + VALUES(sum), min = LEAST(min, VALUES(min)), max = GREATEST(max, VALUES(max)),
+         sumsq = sumsq + VALUES(sumsq), last_value = VALUES(last_value), last_time = GREATEST(last_time, VALUES(last_time))`,
+      [statId, Math.floor(unixSec / size) * size, value, value, value, value * value, value, unixSec * 1000],
+    );
+  }
+}
+
+export async function createStat(pool: Pool, accountId: number, name: string, kind: number): Promise<number> {
+  const [res] = await pool.query<ResultSetHeader>('INSERT INTO stats (account_id, name, kind) VALUES (?, ?, ?)', [accountId, name, kind]);
+  return res.insertId;
+}
