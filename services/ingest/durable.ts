@@ -1,0 +1,246 @@
+/**
+ * Durable acceptance: every sample ingest takes is written to the write-ahead log before it
+ * is acknowledged, and what a flush committed to MySQL is never replayed.
+ *
+ * Log records:
+ *   SAMPLES     the samples taken in one tick, in order (see the entry format below)
+ *   FLUSH       a flush about to be written: its id (the `flushes` row it commits) and its
+ *               cut, the LSN up to which samples are in it
+ *   CHECKPOINT  a cut that MySQL is known to hold (written after the flush committed)
+ *
+ * The protocol, with the flusher:
+ *   1. `cut()` seals the current tick's samples into the log and returns the LSN where the
+ *      log ends; in the same tick the flusher takes the aggregator's buckets. So the flush
+ *      holds exactly the samples logged below the cut.
+ *   2. `intend(id, cut)` logs the FLUSH record and waits until it is on disk, before the
+ *      flush transaction starts. (Were the flush committed and that record lost, a replay
+ *      would count the flush again.)
+ *   3. After COMMIT, `committed(cut)` logs a CHECKPOINT and deletes the segments below it.
+ *
+ * On start, `recover()` finds the highest cut known to be in MySQL: the last CHECKPOINT, or
+ * a later FLUSH whose id is in the `flushes` table (committed, but the replica died before
+ * it logged the checkpoint); then it re-adds every sample logged at or above that cut. A
+ * sample is therefore in MySQL once: below the cut by a committed flush, above it by the
+ * replay's flushes.
+ *
+ * SAMPLES entry format (little endian): u8 op, u32 stat id, f64 time (unix ms), then
+ *   op 1 (add)        f64 value, f64 weight
+ *   op 2 (gauge)      f64 value            op 3 (gauge delta)  f64 delta
+ *   op 4 (set)        u16 length, UTF-8 member
+ */
+import type { Pool, RowDataPacket } from 'mysql2/promise';
+import { WalFullError, type WriteAheadLog } from './wal.js';
+
+export const REC_SAMPLES = 1;
+export const REC_FLUSH = 2;
+export const REC_CHECKPOINT = 3;
+
+const OP_ADD = 1;
+const OP_GAUGE = 2;
+const OP_GAUGE_DELTA = 3;
+const OP_SET = 4;
+
+/** Where samples go: the aggregator, or anything with its three methods. */
+export interface SampleTarget {
+  add(statId: number, timeMs: number, value: number, weight?: number): void;
+  addGauge(statId: number, timeMs: number, value: number, isDelta: boolean): void;
+  addSet(statId: number, timeMs: number, member: string): void;
+}
+
+export interface RecoveryReport {
+  /** Samples re-added from the log. */
+  samples: number;
+  /** The cut replay started from. */
+  fromLsn: number;
+  /** Bytes of the log read at open. */
+  logBytes: number;
+}
+
+export class DurableRecorder implements SampleTarget {
+  private buf = Buffer.allocUnsafe(64 * 1024);
+  private off = 0;
+  private sealScheduled = false;
+  /** The highest cut MySQL holds. */
+  private confirmed: number;
+
+  constructor(
+    private readonly wal: WriteAheadLog,
+    private readonly target: SampleTarget,
+    /** Refuse new samples once this many log bytes wait for MySQL. */
+    private readonly budgetBytes: number,
+  ) {
+    this.confirmed = wal.start;
+  }
+
+  /** Log bytes not yet known to be in MySQL. */
+  get pendingBytes(): number {
+    return this.wal.end + this.off - this.confirmed;
+  }
+
+  /** Throws WalFullError when the log is over its budget: call before taking a batch. */
+  checkRoom(): void {
+    const pending = this.pendingBytes;
+    if (pending > this.budgetBytes) throw new WalFullError(pending, this.budgetBytes);
+  }
+
+  add(statId: number, timeMs: number, value: number, weight = 1): void {
+    const o = this.reserve(29);
+    this.buf[o] = OP_ADD;
+    this.buf.writeUInt32LE(statId, o + 1);
+    this.buf.writeDoubleLE(timeMs, o + 5);
+    this.buf.writeDoubleLE(value, o + 13);
+    this.buf.writeDoubleLE(weight, o + 21);
+    this.target.add(statId, timeMs, value, weight);
+  }
+
+  addGauge(statId: number, timeMs: number, value: number, isDelta: boolean): void {
+    const o = this.reserve(21);
+    this.buf[o] = isDelta ? OP_GAUGE_DELTA : OP_GAUGE;
+    this.buf.writeUInt32LE(statId, o + 1);
+    this.buf.writeDoubleLE(timeMs, o + 5);
+    this.buf.writeDoubleLE(value, o + 13);
+    this.target.addGauge(statId, timeMs, value, isDelta);
+  }
+
+  addSet(statId: number, timeMs: number, member: string): void {
+    const len = Buffer.byteLength(member);
+    if (len > 0xffff) throw new RangeError('set member longer than 65535 bytes');
+    const o = this.reserve(15 + len);
+    this.buf[o] = OP_SET;
+    this.buf.writeUInt32LE(statId, o + 1);
+    this.buf.writeDoubleLE(timeMs, o + 5);
+    this.buf.writeUInt16LE(len, o + 13);
+    this.buf.write(member, o + 15, len, 'utf8');
+    this.target.addSet(statId, timeMs, member);
+  }
+
+  /** Resolves when every sample recorded so far is on disk. */
+  durable(): Promise<void> {
+    this.seal();
+    return this.wal.durable();
+  }
+
+  /** Writes what is recorded, then closes the log. */
+  async close(): Promise<void> {
+    this.seal();
+    await this.wal.close();
+  }
+
+  /** Seals the samples so far into the log; returns the LSN they end at. Take the buckets in the same tick. */
+  cut(): number {
+    this.seal();
+    return this.wal.end;
+  }
+
+  /** Logs that flush `id` holds the samples below `cut`, and waits until that is on disk. */
+  intend(id: string, cut: number): Promise<void> {
+    const idBytes = Buffer.from(id, 'utf8');
+    const payload = Buffer.allocUnsafe(8 + idBytes.length);
+    payload.writeDoubleLE(cut, 0);
+    idBytes.copy(payload, 8);
+    this.wal.append(REC_FLUSH, payload);
+    return this.wal.durable();
+  }
+
+  /** The flush that held the samples below `cut` is committed: drop what is no longer needed. */
+  async committed(cut: number): Promise<void> {
+    if (cut <= this.confirmed) return;
+    this.confirmed = cut;
+    const payload = Buffer.allocUnsafe(8);
+    payload.writeDoubleLE(cut, 0);
+    this.wal.append(REC_CHECKPOINT, payload);
+    await this.wal.release(cut);
+  }
+
+  /**
+   * Replays what the log holds beyond the last cut MySQL has (asking `flushes` about flushes
+   * whose fate the log does not know), into the target. Call once, before taking samples.
+   */
+  async recover(pool: Pool): Promise<RecoveryReport> {
+    const records = this.wal.takeReplayed();
+    let checkpoint = this.wal.start;
+    let intents: { id: string; cut: number }[] = [];
+    for (const r of records) {
+      if (r.type === REC_CHECKPOINT) {
+        checkpoint = Math.max(checkpoint, r.payload.readDoubleLE(0));
+        intents = [];
+      } else if (r.type === REC_FLUSH) {
+        intents.push({ cut: r.payload.readDoubleLE(0), id: r.payload.subarray(8).toString('utf8') });
+      }
+    }
+    if (intents.length > 0) {
+      const [rows] = await pool.query<RowDataPacket[]>('SELECT id FROM flushes WHERE id IN (?)', [intents.map((i) => i.id)]);
+      const done = new Set(rows.map((r) => String(r.id)));
+      for (const i of intents) if (done.has(i.id)) checkpoint = Math.max(checkpoint, i.cut);
+    }
+    let samples = 0;
+    let logBytes = 0;
+    for (const r of records) {
+      logBytes += r.payload.length + 9;
+      if (r.type === REC_SAMPLES && r.lsn >= checkpoint) samples += decodeSamples(r.payload, this.target);
+    }
+    this.confirmed = checkpoint;
+    if (intents.length > 0 || records.length > 0) {
+      // Record the cut we start from, so the next start need not ask MySQL again.
+      const payload = Buffer.allocUnsafe(8);
+      payload.writeDoubleLE(checkpoint, 0);
+      this.wal.append(REC_CHECKPOINT, payload);
+      await this.wal.durable();
+    }
+    return { samples, fromLsn: checkpoint, logBytes };
+  }
+
+  private reserve(n: number): number {
+    if (this.off + n > this.buf.length) {
+      if (this.off > 0) this.seal();
+      if (n > this.buf.length) this.buf = Buffer.allocUnsafe(n);
+    }
+    const o = this.off;
+    this.off += n;
+    if (!this.sealScheduled) {
+      this.sealScheduled = true;
+      queueMicrotask(() => {
+        this.sealScheduled = false;
+        try {
+          this.seal();
+        } catch {
+          // The log is broken or closed: whoever waits in durable() is told so.
+        }
+      });
+    }
+    return o;
+  }
+
+  private seal(): void {
+    if (this.off === 0) return;
+    // append() copies the bytes into its frame, so the buffer can be reused at once.
+    this.wal.append(REC_SAMPLES, this.buf.subarray(0, this.off));
+    this.off = 0;
+  }
+}
+
+/** Re-adds the samples of one SAMPLES payload; returns how many. */
+export function decodeSamples(p: Buffer, target: SampleTarget): number {
+  let o = 0;
+  let n = 0;
+  while (o < p.length) {
+    const op = p[o];
+    const statId = p.readUInt32LE(o + 1);
+    const timeMs = p.readDoubleLE(o + 5);
+    if (op === OP_ADD) {
+      target.add(statId, timeMs, p.readDoubleLE(o + 13), p.readDoubleLE(o + 21));
+      o += 29;
+    } else if (op === OP_GAUGE || op === OP_GAUGE_DELTA) {
+      target.addGauge(statId, timeMs, p.readDoubleLE(o + 13), op === OP_GAUGE_DELTA);
+      o += 21;
+    } else if (op === OP_SET) {
+      const len = p.readUInt16LE(o + 13);
+      target.addSet(statId, timeMs, p.toString('utf8', o + 15, o + 15 + len));
+      o += 15 + len;
+    } else {
+      throw new Error(`write-ahead log: unknown sample op ${op} at byte ${o}`);
+    }
+    n++;
+  }
+  return n;
+}

@@ -1,0 +1,217 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../kit/testing/db.js';
+import { DurableRecorder, type SampleTarget } from './durable.js';
+import { WalFullError, WriteAheadLog } from './wal.js';
+
+const dirs: string[] = [];
+async function tempDir(): Promise<string> {
+  const d = await fs.mkdtemp(path.join(os.tmpdir(), 'osprey-wal-'));
+  dirs.push(d);
+  return d;
+}
+afterEach(async () => {
+  for (const d of dirs.splice(0)) await fs.rm(d, { recursive: true, force: true });
+});
+
+const text = (r: { payload: Buffer }) => r.payload.toString();
+
+describe('WriteAheadLog', () => {
+  it('keeps records across a reopen, in order, at their LSNs', async () => {
+    const dir = await tempDir();
+    const wal = await WriteAheadLog.open(dir);
+    const a = wal.append(1, Buffer.from('alpha'));
+    const b = wal.append(2, Buffer.from('beta'));
+    await wal.durable();
+    expect([a, b]).toEqual([0, 14]);
+    expect(wal.end).toBe(27);
+    await wal.close();
+
+    const again = await WriteAheadLog.open(dir);
+    const recs = again.takeReplayed();
+    expect(recs.map((r) => [r.lsn, r.type, text(r)])).toEqual([
+      [0, 1, 'alpha'],
+      [14, 2, 'beta'],
+    ]);
+    expect(again.end).toBe(27);
+    expect(again.append(1, Buffer.from('gamma'))).toBe(27);
+    await again.close();
+  });
+
+  it('writes records nobody waits for, and every durable() waiter is answered', async () => {
+    const dir = await tempDir();
+    const wal = await WriteAheadLog.open(dir);
+    for (let i = 0; i < 100; i++) wal.append(1, Buffer.from(`line ${i}`));
+    const waits = [];
+    for (let i = 0; i < 50; i++) {
+      wal.append(1, Buffer.from(`more ${i}`));
+      waits.push(wal.durable());
+    }
+    await Promise.all(waits);
+    wal.append(1, Buffer.from('unawaited'));
+    // The append schedules its own write: give it a moment, then look at the file.
+    await new Promise((r) => setTimeout(r, 100));
+    const size = (await fs.stat(path.join(dir, '0000000000000000.wal'))).size;
+    expect(size).toBe(wal.end);
+    await wal.close();
+  });
+
+  it('cuts a torn or corrupt tail and goes on after the last good record', async () => {
+    const dir = await tempDir();
+    const wal = await WriteAheadLog.open(dir);
+    wal.append(1, Buffer.from('kept'));
+    await wal.durable();
+    await wal.close();
+    const file = path.join(dir, '0000000000000000.wal');
+    const good = (await fs.stat(file)).size;
+    // Half a frame (a crash mid-write), then a frame with a wrong checksum.
+    await fs.appendFile(file, Buffer.from([50, 0, 0, 0, 1, 2]));
+    const again = await WriteAheadLog.open(dir);
+    expect(again.takeReplayed().map(text)).toEqual(['kept']);
+    expect(again.end).toBe(good);
+    expect((await fs.stat(file)).size).toBe(good);
+    again.append(1, Buffer.from('next'));
+    await again.close();
+    const bad = Buffer.from(await fs.readFile(file));
+    bad[bad.length - 1] ^= 0xff; // flip a byte of 'next'
+    await fs.writeFile(file, bad);
+    const third = await WriteAheadLog.open(dir);
+    expect(third.takeReplayed().map(text)).toEqual(['kept']);
+    await third.close();
+  });
+
+  it('rotates segments and deletes the ones wholly below a released LSN', async () => {
+    const dir = await tempDir();
+    const wal = await WriteAheadLog.open(dir, { segmentBytes: 100 });
+    const lsns: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      lsns.push(wal.append(1, Buffer.alloc(20, i)));
+      await wal.durable();
+    }
+    const before = (await fs.readdir(dir)).filter((n) => n.endsWith('.wal'));
+    expect(before.length).toBeGreaterThan(5);
+    await wal.release(lsns[20]);
+    const after = (await fs.readdir(dir)).filter((n) => n.endsWith('.wal')).sort();
+    expect(after.length).toBeLessThan(before.length);
+    expect(parseInt(after[0].slice(0, 16), 16)).toBeLessThanOrEqual(lsns[20]);
+    await wal.close();
+    const again = await WriteAheadLog.open(dir, { segmentBytes: 100 });
+    const recs = again.takeReplayed();
+    // Everything from the first kept segment on, including record 20 and all after it.
+    expect(recs.map((r) => r.lsn)).toEqual(lsns.filter((l) => l >= again.start));
+    expect(recs.some((r) => r.lsn === lsns[20])).toBe(true);
+    expect(recs[recs.length - 1].payload[0]).toBe(29);
+    await again.close();
+  });
+
+  it('refuses a directory another live process holds, and takes over a dead one\'s', async () => {
+    const dir = await tempDir();
+    const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)']);
+    try {
+      await fs.writeFile(path.join(dir, 'LOCK'), String(holder.pid));
+      await expect(WriteAheadLog.open(dir)).rejects.toThrow(/in use by process .*give each ingest replica its own WAL_DIR/);
+    } finally {
+      holder.kill('SIGKILL');
+      await new Promise((r) => holder.once('exit', r));
+    }
+    const wal = await WriteAheadLog.open(dir);
+    expect(await fs.readFile(path.join(dir, 'LOCK'), 'utf8')).toBe(String(process.pid));
+    await wal.close();
+  });
+});
+
+/** Collects what is replayed, in order. */
+class Collect implements SampleTarget {
+  calls: unknown[][] = [];
+  add(statId: number, timeMs: number, value: number, weight = 1) {
+    this.calls.push(['add', statId, timeMs, value, weight]);
+  }
+  addGauge(statId: number, timeMs: number, value: number, isDelta: boolean) {
+    this.calls.push(['gauge', statId, timeMs, value, isDelta]);
+  }
+  addSet(statId: number, timeMs: number, member: string) {
+    this.calls.push(['set', statId, timeMs, member]);
+  }
+}
+
+describe('DurableRecorder', () => {
+  let tdb: TestDatabase;
+  beforeAll(async () => {
+    tdb = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await tdb?.drop();
+  });
+
+  async function open(dir: string, budget = 1 << 30) {
+    const wal = await WriteAheadLog.open(dir);
+    const target = new Collect();
+    return { wal, target, rec: new DurableRecorder(wal, target, budget) };
+  }
+
+  it('passes samples through and replays exactly those above the last committed cut', async () => {
+    const dir = await tempDir();
+    const t0 = 1_790_000_000_000;
+    let { wal, target, rec } = await open(dir);
+    rec.add(1, t0, 2.5, 4);
+    rec.addGauge(2, t0 + 1, -3, true);
+    rec.addSet(3, t0 + 2, 'user:42 é');
+    expect(target.calls).toHaveLength(3);
+    await rec.durable();
+    // Flush 1 holds those three and commits, with its checkpoint logged.
+    const cut1 = rec.cut();
+    await rec.intend('flush-1', cut1);
+    await tdb.database.pool.query("INSERT INTO flushes (id, instance, points) VALUES ('flush-1', 't', 3)");
+    await rec.committed(cut1);
+    // Flush 2 commits in MySQL, but the replica dies before logging the checkpoint.
+    rec.add(1, t0 + 3, 7);
+    const cut2 = rec.cut();
+    await rec.intend('flush-2', cut2);
+    await tdb.database.pool.query("INSERT INTO flushes (id, instance, points) VALUES ('flush-2', 't', 1)");
+    // Flush 3 is logged but never reaches MySQL; then more samples, then a crash.
+    rec.addGauge(2, t0 + 4, 10, false);
+    const cut3 = rec.cut();
+    await rec.intend('flush-3', cut3);
+    rec.addSet(3, t0 + 5, 'b');
+    await rec.durable();
+    rec.add(9, t0 + 6, 1); // not awaited: close() still writes it
+    await rec.close();
+
+    ({ wal, target, rec } = await open(dir));
+    const report = await rec.recover(tdb.database.pool);
+    expect(report.fromLsn).toBe(cut2);
+    expect(target.calls.slice(0, 2)).toEqual([
+      ['gauge', 2, t0 + 4, 10, false],
+      ['set', 3, t0 + 5, 'b'],
+    ]);
+    // close() wrote the last, unawaited sample too.
+    expect(target.calls.slice(2)).toEqual([['add', 9, t0 + 6, 1, 1]]);
+    expect(report.samples).toBe(3);
+    await wal.close();
+
+    // The recovery logged its starting cut: a second restart replays the same, without MySQL.
+    ({ wal, target, rec } = await open(dir));
+    await tdb.database.pool.query("DELETE FROM flushes WHERE id = 'flush-2'");
+    const again = await rec.recover(tdb.database.pool);
+    expect(again.fromLsn).toBe(cut2);
+    expect(target.calls).toHaveLength(3);
+    await wal.close();
+  });
+
+  it('refuses samples beyond its budget until a flush commits', async () => {
+    const dir = await tempDir();
+    const { wal, rec } = await open(dir, 200);
+    for (let i = 0; i < 6; i++) rec.add(1, 1_790_000_000_000, i); // 6 × 29 bytes: within 200
+    rec.checkRoom();
+    rec.add(1, 1_790_000_000_000, 7); // 203 bytes wait for MySQL
+    expect(() => rec.checkRoom()).toThrow(WalFullError);
+    const cut = rec.cut();
+    await rec.intend('flush-budget', cut);
+    await rec.committed(cut);
+    expect(() => rec.checkRoom()).not.toThrow();
+    await wal.close();
+  });
+});

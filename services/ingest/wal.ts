@@ -1,0 +1,287 @@
+/**
+ * A local write-ahead log: what ingest has accepted is on disk before it says so.
+ *
+ * Records are appended to an in-memory batch and written with group commit: when no write
+ * is running, the batch goes out at once (write + fdatasync); while one runs, new records
+ * wait and leave together when it returns. So a lone record pays one fsync and a flood pays
+ * one fsync per batch. `durable()` resolves when everything appended before the call is on
+ * disk.
+ *
+ * Positions (LSNs) are byte offsets in the log as a whole, across segments; a record's LSN
+ * is where it starts, and `end` is where the next one will start. Segments are files named
+ * by the LSN they start at (16 hex digits + ".wal"); a new one is started once the current
+ * one holds `segmentBytes`. `release(lsn)` deletes every segment that lies wholly below
+ * `lsn` (what MySQL has durably).
+ *
+ * Record frame: u32 payload length, u32 CRC-32 of (type, payload), u8 type, payload (all
+ * little endian). On open, the last segment is scanned and cut at the first incomplete or
+ * corrupt frame: a torn write at a crash only loses records that were never acknowledged,
+ * because acknowledgement waits for fdatasync.
+ *
+ * One process owns a log directory: a lock file holding the owner's pid is taken with
+ * O_EXCL and is stolen only when that pid no longer runs.
+ */
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { crc32 } from 'node:zlib';
+
+const HEADER = 9;
+const SUFFIX = '.wal';
+const LOCK = 'LOCK';
+
+export interface WalRecord {
+  lsn: number;
+  type: number;
+  payload: Buffer;
+}
+
+export interface WalOptions {
+  /** Start a new segment once the current one holds this many bytes. */
+  segmentBytes?: number;
+  /** Skip fdatasync (tests of the logic only; never in a service). */
+  noSync?: boolean;
+}
+
+/** The log refused a record: more than its budget is waiting for MySQL. */
+export class WalFullError extends Error {
+  constructor(readonly pendingBytes: number, readonly budgetBytes: number) {
+    super(`the write-ahead log holds ${pendingBytes} bytes not yet in MySQL (budget ${budgetBytes})`);
+  }
+}
+
+interface Segment {
+  start: number;
+  file: string;
+}
+
+export class WriteAheadLog {
+  private segments: Segment[];
+  private fd: number;
+  private segmentSize: number;
+  private nextLsn: number;
+  private queue: Buffer[] = [];
+  private queuedBytes = 0;
+  private waiters: (() => void)[] = [];
+  private failures: ((err: Error) => void)[] = [];
+  private writing: Promise<void> | undefined;
+  private scheduled = false;
+  private broken: Error | undefined;
+  private closed = false;
+  private readonly segmentBytes: number;
+  private readonly noSync: boolean;
+
+  private constructor(
+    readonly dir: string,
+    segments: Segment[],
+    fd: number,
+    segmentSize: number,
+    opts: WalOptions,
+    private readonly replayed: WalRecord[],
+  ) {
+    this.segments = segments;
+    this.fd = fd;
+    this.segmentSize = segmentSize;
+    this.nextLsn = segments[segments.length - 1].start + segmentSize;
+    this.segmentBytes = opts.segmentBytes ?? 64 * 1024 * 1024;
+    this.noSync = opts.noSync ?? false;
+  }
+
+  /** Opens (or creates) the log in `dir`, reading every record it holds. */
+  static async open(dir: string, opts: WalOptions = {}): Promise<WriteAheadLog> {
+    await fsp.mkdir(dir, { recursive: true });
+    await takeLock(dir);
+    const names = (await fsp.readdir(dir)).filter((n) => /^[0-9a-f]{16}\.wal$/.test(n)).sort();
+    const segments: Segment[] = names.map((n) => ({ start: parseInt(n.slice(0, 16), 16), file: path.join(dir, n) }));
+    if (segments.length === 0) segments.push({ start: 0, file: path.join(dir, segmentName(0)) });
+    const records: WalRecord[] = [];
+    let lastSize = 0;
+    for (let i = 0; i < segments.length; i++) {
+      const seg = segments[i];
+      const data = await fsp.readFile(seg.file).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? Buffer.alloc(0) : Promise.reject(err)));
+      const good = readFrames(data, seg.start, records);
+      const last = i === segments.length - 1;
+      if (good < data.length) {
+        if (!last) throw new Error(`write-ahead log segment ${seg.file} is corrupt at byte ${good} and is not the last one: move it away to start`);
+        // A torn tail: cut it off so new records follow the last good one.
+        await fsp.truncate(seg.file, good);
+      }
+      if (last) lastSize = good;
+    }
+    const fd = fs.openSync(segments[segments.length - 1].file, 'a');
+    return new WriteAheadLog(dir, segments, fd, lastSize, opts, records);
+  }
+
+  /** The records found at open, in order (once; later calls get an empty list). */
+  takeReplayed(): WalRecord[] {
+    return this.replayed.splice(0);
+  }
+
+  /** Where the next record will start. */
+  get end(): number {
+    return this.nextLsn;
+  }
+
+  /** The LSN of the oldest byte still kept. */
+  get start(): number {
+    return this.segments[0].start;
+  }
+
+  /** Appends a record to the next write; returns its LSN. Not durable until durable(). */
+  append(type: number, payload: Buffer): number {
+    if (this.broken) throw this.broken;
+    if (this.closed) throw new Error('the write-ahead log is closed');
+    const frame = Buffer.allocUnsafe(HEADER + payload.length);
+    frame.writeUInt32LE(payload.length, 0);
+    frame[8] = type;
+    payload.copy(frame, HEADER);
+    frame.writeUInt32LE(crc32(frame.subarray(8)), 4);
+    const lsn = this.nextLsn;
+    this.nextLsn += frame.length;
+    this.queue.push(frame);
+    this.queuedBytes += frame.length;
+    // Nobody may wait for this record (statsd lines): write it after this tick anyway.
+    if (!this.writing && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        if (!this.writing && !this.closed && this.queue.length > 0) this.kick();
+      });
+    }
+    return lsn;
+  }
+
+  /** Resolves when everything appended so far is on disk; rejects if the disk failed. */
+  durable(): Promise<void> {
+    if (this.broken) return Promise.reject(this.broken);
+    if (this.queue.length === 0 && !this.writing) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.waiters.push(resolve);
+      this.failures.push(reject);
+      if (!this.writing) this.kick();
+    });
+  }
+
+  /** Deletes the segments that lie wholly below `lsn`. */
+  async release(lsn: number): Promise<void> {
+    while (this.segments.length > 1 && this.segments[1].start <= lsn) {
+      const seg = this.segments.shift()!;
+      await fsp.rm(seg.file, { force: true });
+    }
+  }
+
+  /** Waits for running writes, then closes the file and the lock. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.durable().catch(() => {});
+    this.closed = true;
+    fs.closeSync(this.fd);
+    await fsp.rm(path.join(this.dir, LOCK), { force: true });
+  }
+
+  private kick(): void {
+    this.writing = this.writeBatch().finally(() => {
+      this.writing = undefined;
+      if (!this.broken && !this.closed && (this.queue.length > 0 || this.waiters.length > 0)) this.kick();
+    });
+  }
+
+  private async writeBatch(): Promise<void> {
+    const frames = this.queue;
+    const bytes = this.queuedBytes;
+    const waiters = this.waiters;
+    const failures = this.failures;
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.waiters = [];
+    this.failures = [];
+    try {
+      if (bytes > 0 && this.segmentSize >= this.segmentBytes) await this.rotate(this.nextLsn - bytes);
+      await writevAll(this.fd, frames);
+      if (!this.noSync && bytes > 0) await new Promise<void>((resolve, reject) => fs.fdatasync(this.fd, (err) => (err ? reject(err) : resolve())));
+      this.segmentSize += bytes;
+      for (const w of waiters) w();
+    } catch (err) {
+      // A failed write leaves the file in an unknown state: nothing more is accepted.
+      this.broken = new Error(`write-ahead log write failed: ${(err as Error).message}`);
+      for (const f of failures) f(this.broken);
+      for (const f of this.failures.splice(0)) f(this.broken);
+      this.waiters = [];
+    }
+  }
+
+  private async rotate(start: number): Promise<void> {
+    if (!this.noSync) await new Promise<void>((resolve, reject) => fs.fsync(this.fd, (err) => (err ? reject(err) : resolve())));
+    fs.closeSync(this.fd);
+    const file = path.join(this.dir, segmentName(start));
+    this.fd = fs.openSync(file, 'a');
+    this.segments.push({ start, file });
+    this.segmentSize = 0;
+    if (!this.noSync) {
+      // Make the new file's name durable too.
+      const dirFd = fs.openSync(this.dir, 'r');
+      try {
+        fs.fsyncSync(dirFd);
+      } finally {
+        fs.closeSync(dirFd);
+      }
+    }
+  }
+}
+
+function segmentName(start: number): string {
+  return start.toString(16).padStart(16, '0') + SUFFIX;
+}
+
+/** Appends the good frames of `data` to `out`; returns the length of the good prefix. */
+function readFrames(data: Buffer, base: number, out: WalRecord[]): number {
+  let off = 0;
+  while (off + HEADER <= data.length) {
+    const len = data.readUInt32LE(off);
+    if (off + HEADER + len > data.length) break;
+    const sum = data.readUInt32LE(off + 4);
+    if (crc32(data.subarray(off + 8, off + HEADER + len)) !== sum) break;
+    out.push({ lsn: base + off, type: data[off + 8], payload: Buffer.from(data.subarray(off + HEADER, off + HEADER + len)) });
+    off += HEADER + len;
+  }
+  return off;
+}
+
+async function writevAll(fd: number, frames: Buffer[]): Promise<void> {
+  let bufs = frames;
+  while (bufs.length > 0) {
+    const written = await new Promise<number>((resolve, reject) => fs.writev(fd, bufs.slice(0, 1024), (err, n) => (err ? reject(err) : resolve(n))));
+    let left = written;
+    let i = 0;
+    while (i < bufs.length && left >= bufs[i].length) left -= bufs[i++].length;
+    bufs = bufs.slice(i);
+    if (left > 0) bufs[0] = bufs[0].subarray(left);
+  }
+}
+
+async function takeLock(dir: string): Promise<void> {
+  const file = path.join(dir, LOCK);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await fsp.writeFile(file, String(process.pid), { flag: 'wx' });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = Number((await fsp.readFile(file, 'utf8').catch(() => '')).trim());
+      if (owner && owner !== process.pid && isRunning(owner)) {
+        throw new Error(`write-ahead log ${dir} is in use by process ${owner}: give each ingest replica its own WAL_DIR`);
+      }
+      await fsp.rm(file, { force: true });
+    }
+  }
+  throw new Error(`could not lock the write-ahead log in ${dir}`);
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
