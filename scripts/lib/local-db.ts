@@ -53,6 +53,25 @@ async function startPrivateMariadb(): Promise<LocalDatabase> {
   const url = `mysql://root@127.0.0.1:${PRIVATE_PORT}/osprey`;
   const where = `private MariaDB in .data/mariadb (127.0.0.1:${PRIVATE_PORT})`;
   if (await answers(url.replace(/osprey$/, ''))) return { url, where, stop: async () => {} };
+  const server = await spawnMariadb({ datadir: path.join(DATA, 'mariadb'), rundir: path.join(DATA, 'run'), port: PRIVATE_PORT, logFile: path.join(DATA, 'mariadb.log') });
+  return { url: `${server.url}osprey`, where, stop: () => server.stop() };
+}
+
+export interface MariadbServer {
+  /** mysql://root@127.0.0.1:PORT/ (add a database name). */
+  url: string;
+  /** SIGTERM (a clean shutdown) and wait for the exit. */
+  stop(): Promise<void>;
+  /** SIGKILL: the server dies as in a crash. */
+  kill(): Promise<void>;
+}
+
+/**
+ * Starts a MariaDB of our own: `datadir` is created with mariadb-install-db on first use,
+ * the server listens on 127.0.0.1:`port` only. Used by `npm start` (when no MySQL answers)
+ * and by tests that stop and start their database.
+ */
+export async function spawnMariadb(opts: { datadir: string; rundir: string; port: number; logFile: string }): Promise<MariadbServer> {
   const server = findBinary(['mariadbd', 'mysqld']);
   const installDb = findBinary(['mariadb-install-db', 'mysql_install_db']);
   if (!server || !installDb) {
@@ -62,8 +81,8 @@ async function startPrivateMariadb(): Promise<LocalDatabase> {
         'or point Osprey at a server with DATABASE_URL=mysql://user:pass@host:3306/osprey',
     );
   }
-  const datadir = path.join(DATA, 'mariadb');
-  const rundir = path.join(DATA, 'run');
+  const { datadir, rundir, port, logFile } = opts;
+  const url = `mysql://root@127.0.0.1:${port}/`;
   fs.mkdirSync(rundir, { recursive: true });
   const asRoot = process.getuid?.() === 0 ? ['--user=root'] : [];
   if (!fs.existsSync(path.join(datadir, 'mysql'))) {
@@ -73,23 +92,20 @@ async function startPrivateMariadb(): Promise<LocalDatabase> {
   }
   const child = spawn(
     server,
-    ['--no-defaults', `--datadir=${datadir}`, `--socket=${path.join(rundir, 'mariadb.sock')}`, `--port=${PRIVATE_PORT}`, '--bind-address=127.0.0.1', `--pid-file=${path.join(rundir, 'mariadb.pid')}`, `--log-error=${path.join(DATA, 'mariadb.log')}`, ...asRoot],
+    ['--no-defaults', `--datadir=${datadir}`, `--socket=${path.join(rundir, 'mariadb.sock')}`, `--port=${port}`, '--bind-address=127.0.0.1', `--pid-file=${path.join(rundir, 'mariadb.pid')}`, `--log-error=${logFile}`, ...asRoot],
     { stdio: 'ignore', detached: true },
   );
   child.unref();
-  for (let i = 0; i < 100; i++) {
-    if (await answers(url.replace(/osprey$/, ''))) {
-      return {
-        url,
-        where,
-        stop: async () => {
-          child.kill('SIGTERM');
-          await new Promise((r) => child.once('exit', r));
-        },
-      };
-    }
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const end = async (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
+  for (let i = 0; i < 150; i++) {
+    if (await answers(url)) return { url, stop: () => end('SIGTERM'), kill: () => end('SIGKILL') };
     if (child.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`the private MariaDB did not start; see ${path.join(DATA, 'mariadb.log')}`);
+  await end('SIGKILL');
+  throw new Error(`MariaDB did not start on port ${port}; see ${logFile}`);
 }

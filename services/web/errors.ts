@@ -2,7 +2,7 @@ import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { randomUUID } from 'node:crypto';
-import { OspreyError, httpStatusOf, type ErrorKind } from '../kit/errors.js';
+import { OspreyError, databaseUnavailable, httpStatusOf, type ErrorKind } from '../kit/errors.js';
 import type { Logger } from '../kit/log.js';
 import { TimeframeError } from '../graphing/timeframe.js';
 import { errorPage } from './views/layout.js';
@@ -16,11 +16,18 @@ const connectKinds: Partial<Record<Code, ErrorKind>> = {
   [Code.InvalidArgument]: 'invalid',
   [Code.PermissionDenied]: 'not_found',
   [Code.ResourceExhausted]: 'too_large',
+  // e.g. graphing's "the database is unavailable; …": say what is down, not only "graphing".
+  [Code.Unavailable]: 'unavailable',
 };
 
 export function toOspreyError(err: unknown, log: Logger): OspreyError | undefined {
   if (err instanceof OspreyError) return err;
   if (err instanceof TimeframeError) return new OspreyError('invalid', err.message);
+  const down = databaseUnavailable(err);
+  if (down) {
+    log.warn({ err }, 'database unavailable');
+    return down;
+  }
   if (err instanceof ConnectError) {
     const kind = connectKinds[err.code];
     if (kind) return new OspreyError(kind, err.rawMessage);

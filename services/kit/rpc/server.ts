@@ -9,7 +9,7 @@ import { codeToHttpStatus, errorToJsonBytes } from '@connectrpc/connect/protocol
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import type { Registry } from 'prom-client';
 import { Health } from '../../../gen/grpc/health/v1/health_pb.js';
-import { OspreyError, connectCodeOf } from '../errors.js';
+import { OspreyError, connectCodeOf, databaseUnavailable } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { HealthState } from './health.js';
 import type { MessageCodecs } from './codecs.js';
@@ -65,6 +65,11 @@ export function buildRpcServer(opts: RpcServerOptions): RpcServer {
   const toConnectError = (err: unknown, procedure: string): ConnectError => {
     if (err instanceof ConnectError) return err;
     if (err instanceof OspreyError) return new ConnectError(err.message, connectCodeOf[err.kind]);
+    const down = databaseUnavailable(err);
+    if (down) {
+      opts.log.warn({ err, procedure }, 'database unavailable');
+      return new ConnectError(down.message, Code.Unavailable);
+    }
     const requestId = randomUUID();
     opts.log.error({ err, requestId, procedure }, 'rpc handler failed');
     return new ConnectError(`internal error (request id ${requestId})`, Code.Internal);
