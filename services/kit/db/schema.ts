@@ -62,7 +62,8 @@ export const stats = mysqlTable('stats', {
 /**
  * Rollups share one shape at every resolution. Every column merges commutatively:
  * count/sum/sumsq add, min/max take the extreme, last_* keeps the latest by time (ties:
- * the larger value), so replicas may flush the same bucket in any order.
+ * the larger value), the sketch merges as a sketch, so replicas may flush the same bucket
+ * in any order.
  */
 function rollupTable<N extends string>(name: N) {
   return mysqlTable(name, {
@@ -77,6 +78,13 @@ function rollupTable<N extends string>(name: N) {
     lastValue: double('last_value').notNull(),
     /** Unix milliseconds of the sample behind last_value. */
     lastTime: bigint('last_time', { mode: 'number', unsigned: true }).notNull(),
+    /**
+     * The bucket's mergeable sketch, in the format of the stat's kind (a stat has one kind
+     * for life, so a row needs one column, not two): value stats a quantile sketch
+     * (services/kit/sketch/quantile.ts), set stats a distinct sketch (distinct.ts);
+     * NULL for counters and gauges. Ingest merges it read-merge-write under the row lock.
+     */
+    sketch: blob('sketch'),
   }, (t) => [primaryKey({ columns: [t.statId, t.bucket] })]);
 }
 
