@@ -4,10 +4,11 @@ import { pino } from 'pino';
 import { createAccount, type Account } from '../kit/accounts.js';
 import { connectDatabase } from '../kit/db/client.js';
 import { createMetrics } from '../kit/metrics.js';
-import { createTestDatabase, testBaseConfig, type TestDatabase } from '../kit/testing/db.js';
+import { createTestDatabase, type TestDatabase } from '../kit/testing/db.js';
 import { build as buildIngest, type IngestReplica } from '../ingest/server.js';
 import { MetricKind } from '../../gen/osprey/v1/ingest_pb.js';
 import { build as buildApi } from './server.js';
+import { testApiConfig, testIngestConfig } from './testing.js';
 
 let tdb: TestDatabase;
 let account: Account;
@@ -19,13 +20,13 @@ beforeEach(async () => {
   account = await createAccount(tdb.database.pool, 'ez@example.com');
   const silent = pino({ level: 'silent' });
   ingest = await buildIngest({
-    config: { ...testBaseConfig(tdb.url), FLUSH_INTERVAL_MS: 60_000, MAX_POINT_AGE_DAYS: 730, MAX_POINT_FUTURE_SEC: 600 },
+    config: testIngestConfig(tdb.url, 60_000),
     log: silent,
     database: connectDatabase(tdb.url),
     metrics: createMetrics('ingest'),
   });
   api = await buildApi({
-    config: { ...testBaseConfig(tdb.url), PORT: 0, HOST: '127.0.0.1', API_WORKERS: 1, EZKEY_CACHE_MS: 30_000, INGEST_MAX_IN_FLIGHT: 8, INGEST_MAX_BATCH: 5000, INGEST_EAGER_BATCH: 500 },
+    config: testApiConfig(tdb.url),
     log: silent,
     database: connectDatabase(tdb.url),
     metrics: createMetrics('api'),
@@ -128,7 +129,7 @@ describe('/ez through api and ingest (integration)', () => {
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('1');
     ingest = await buildIngest({
-      config: { ...testBaseConfig(tdb.url), FLUSH_INTERVAL_MS: 60_000, MAX_POINT_AGE_DAYS: 730, MAX_POINT_FUTURE_SEC: 600 },
+      config: testIngestConfig(tdb.url, 60_000),
       log: pino({ level: 'silent' }),
       database: connectDatabase(tdb.url),
       metrics: createMetrics('ingest'),

@@ -22,10 +22,23 @@ export interface HttpReplicaOptions {
   listener?: http.RequestListener;
   host: string;
   port: number;
+  /** node:http's timeouts against idle and slow clients (defaults: 10 s, 30 s, 65 s). */
+  timeouts?: HttpTimeouts;
   /** After the server stopped taking requests and finished the running ones. */
   drain?(): Promise<void>;
   close?(): Promise<void>;
 }
+
+export interface HttpTimeouts {
+  /** Whole headers must arrive within this; else 408 and the connection is closed. */
+  headersTimeoutMs: number;
+  /** The whole request (headers and body) must arrive within this; else 408 and closed. */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+}
+
+export const DEFAULT_HTTP_TIMEOUTS: HttpTimeouts = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 65_000 };
 
 /**
  * A public HTTP replica (api, web): the Hono app on its port, /metrics and /healthz on
@@ -39,7 +52,18 @@ export async function startHttpReplica(service: string, deps: BaseDeps, opts: Ht
   const { opsPort } = await rpc.listen(config.RPC_HOST, 0, config.OPS_PORT);
   const listener = opts.listener ?? (opts.fetch ? getRequestListener(opts.fetch) : undefined);
   if (!listener) throw new Error(`${service}: startHttpReplica needs fetch or listener`);
-  const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 30_000, headersTimeout: 10_000 }, listener);
+  const t = opts.timeouts ?? DEFAULT_HTTP_TIMEOUTS;
+  const server = http.createServer(
+    {
+      keepAliveTimeout: t.keepAliveTimeoutMs,
+      requestTimeout: t.requestTimeoutMs,
+      headersTimeout: t.headersTimeoutMs,
+      // node checks the two request timeouts on this period (30 s by default), so a limit
+      // is only as sharp as the period: check at least four times per shortest limit.
+      connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(Math.min(t.headersTimeoutMs, t.requestTimeoutMs) / 4))),
+    },
+    listener,
+  );
   const port = await listenOn(server, opts.host, opts.port);
   const host = (server.address() as AddressInfo).address;
   const advertise = config.RPC_ADVERTISE_HOST ?? config.RPC_HOST;

@@ -2,24 +2,24 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MetricKind, type Point } from '../../../gen/osprey/v1/ingest_pb.js';
 import { OspreyError } from '../../kit/errors.js';
 import type { Logger } from '../../kit/log.js';
-import { httpErrorOf } from '../errors.js';
 import { parseEzJson, type EzItemError } from '../ez-json.js';
 import { parseEzParams } from '../ez-params.js';
 import type { EzkeyCache } from '../ezkeys.js';
 import type { IngestBatcher, PointResult } from '../ingest-batcher.js';
+import type { AccountRateLimiter } from '../rate-limit.js';
+import { failWith, formParams, queryOf, readBody, sendError, sendJson, sendOk, type Params } from './http-io.js';
 
 export interface EzDeps {
   ezkeys: EzkeyCache;
   batcher: IngestBatcher;
+  limiter: AccountRateLimiter;
+  /** Larger request bodies are answered 413. */
+  maxBodyBytes: number;
   log: Logger;
 }
 
-/** Bodies larger than this are answered 413 (1,000 JSON points fit with room to spare). */
-export const MAX_EZ_BODY = 1 << 20;
-
-type Params = { get(name: string): string | null };
-const NO_PARAMS: Params = { get: () => null };
-const OK_BODY = JSON.stringify({ status: 200, msg: 'ok' });
+/** The default body limit: 1,000 JSON points with long names fit with room to spare. */
+export const DEFAULT_MAX_BODY_BYTES = 1 << 20;
 
 /**
  * StatHat's EZ API: `POST|GET /ez` with ezkey, stat, count|value, optional t (form body
@@ -32,7 +32,8 @@ const OK_BODY = JSON.stringify({ status: 200, msg: 'ok' });
  * docs/perf.md). app.ts still lists it with every other route.
  */
 export function ezHandler(deps: EzDeps) {
-  const { ezkeys, batcher, log } = deps;
+  const { ezkeys, batcher, limiter, log, maxBodyBytes } = deps;
+  const fail = failWith(log);
 
   const accountOf = async (ezkey: string): Promise<number> => {
     const found = ezkeys.lookup(ezkey);
@@ -44,13 +45,13 @@ export function ezHandler(deps: EzDeps) {
   async function form(res: ServerResponse, params: Params): Promise<void> {
     const ez = parseEzParams(params);
     const accountId = await accountOf(ez.ezkey);
+    checkRate(limiter, accountId, ez.stats.length);
     const kind = ez.kind === 'count' ? MetricKind.COUNTER : MetricKind.VALUE;
     const points: Point[] = ez.stats.map((stat) => point(accountId, stat, kind, ez.number, ez.t));
     const results = await batcher.submit(points);
     const refused = results.find((r) => r !== undefined);
     if (refused) throw new OspreyError('invalid', refused);
-    if (ez.verbose) sendJson(res, 200, OK_BODY);
-    else res.writeHead(204).end();
+    sendOk(res, ez.verbose);
   }
 
   async function json(res: ServerResponse, body: string, query: Params): Promise<void> {
@@ -65,6 +66,7 @@ export function ezHandler(deps: EzDeps) {
         itemOf.push(item.index);
       }
     }
+    checkRate(limiter, accountId, points.length);
     const errors: EzItemError[] = batch.errors;
     const parseErrors = errors.length;
     if (points.length > 0) {
@@ -77,8 +79,7 @@ export function ezHandler(deps: EzDeps) {
       if (errors.length > parseErrors && parseErrors > 0) errors.sort((a, b) => a.index - b.index);
     }
     if (errors.length === 0) {
-      if (batch.verbose) sendJson(res, 200, OK_BODY);
-      else res.writeHead(204).end();
+      sendOk(res, batch.verbose);
       return;
     }
     // Some points were taken: a 4xx would invite a retry that counts them twice.
@@ -87,57 +88,50 @@ export function ezHandler(deps: EzDeps) {
     sendJson(res, status, JSON.stringify(batch.verbose ? { status, msg, errors } : { status, msg }));
   }
 
-  const fail = (res: ServerResponse, err: unknown) => {
-    const e = httpErrorOf(err, log);
-    if (!res.headersSent) sendJson(res, e.status, JSON.stringify({ status: e.status, msg: e.msg }), e.headers);
-  };
-
   return (req: IncomingMessage, res: ServerResponse): void => {
-    const url = req.url ?? '';
-    const q = url.indexOf('?');
-    const query: Params = q >= 0 ? new URLSearchParams(url.slice(q + 1)) : NO_PARAMS;
+    const query = queryOf(req.url ?? '');
     if (req.method === 'GET' || req.method === 'HEAD') {
       form(res, query).catch((err) => fail(res, err));
       return;
     }
     if (req.method !== 'POST') {
-      sendJson(res, 405, JSON.stringify({ status: 405, msg: `${req.method} is not allowed on /ez; use POST or GET` }), { allow: 'GET, POST' });
-      req.resume();
+      methodNotAllowed(req, res, '/ez');
       return;
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= MAX_EZ_BODY) chunks.push(chunk);
-    });
-    req.on('error', () => {});
-    req.on('end', () => {
-      if (size > MAX_EZ_BODY) {
-        sendJson(res, 413, JSON.stringify({ status: 413, msg: `body is larger than ${MAX_EZ_BODY} bytes` }));
-        return;
-      }
-      const body = chunks.length === 1 ? chunks[0].toString() : Buffer.concat(chunks).toString();
+    readBody(req, res, maxBodyBytes, (body) => {
       const type = req.headers['content-type'];
-      const run =
-        type !== undefined && type.startsWith('application/json')
-          ? json(res, body, query)
-          : form(res, query === NO_PARAMS ? new URLSearchParams(body) : bodyThenQuery(new URLSearchParams(body), query));
+      const run = type !== undefined && isJson(type) ? json(res, body, query) : form(res, formParams(body, query));
       run.catch((err) => fail(res, err));
     });
   };
 }
 
-function point(accountId: number, stat: string, kind: MetricKind, number: number, unixTime: number): Point {
+const JSON_TYPE = 'application/json';
+
+/** `application/json`, with any parameters and in any case (media types are case-insensitive); allocates nothing. */
+export function isJson(contentType: string): boolean {
+  // Position 12 tells the usual form type (application/x-www-...) apart at once.
+  if (contentType.length < JSON_TYPE.length || (contentType.charCodeAt(12) | 0x20) !== 0x6a /* j */) return false;
+  for (let i = 0; i < JSON_TYPE.length; i++) {
+    // ASCII letters fold to lower case with | 0x20; '/' is 0x2f either way.
+    if ((contentType.charCodeAt(i) | 0x20) !== JSON_TYPE.charCodeAt(i)) return false;
+  }
+  const next = contentType.charCodeAt(JSON_TYPE.length);
+  return Number.isNaN(next) || next === 0x3b /* ; */ || next === 0x20 || next === 0x09;
+}
+
+/** Throws 429 with Retry-After when the account is over its rate. */
+export function checkRate(limiter: AccountRateLimiter, accountId: number, points: number): void {
+  const wait = limiter.take(accountId, points);
+  if (wait > 0) throw new OspreyError('rate_limited', `too many points: this account may send ${limiter.opts.pointsPerSec} points per second; retry in ${wait} s`, { retryAfterSec: wait });
+}
+
+export function methodNotAllowed(req: IncomingMessage, res: ServerResponse, path: string): void {
+  sendError(res, 405, `${req.method} is not allowed on ${path}; use POST or GET`, { allow: 'GET, POST' });
+  req.resume();
+}
+
+export function point(accountId: number, stat: string, kind: MetricKind, number: number, unixTime: number): Point {
   // A finished message (with $typeName) is serialised as is, without a copy.
   return { $typeName: 'osprey.v1.Point', accountId, stat, kind, number, unixTime };
-}
-
-/** Form fields win over the same names in the query string. */
-function bodyThenQuery(body: URLSearchParams, query: Params): Params {
-  return { get: (name) => body.get(name) ?? query.get(name) };
-}
-
-function sendJson(res: ServerResponse, status: number, body: string, headers?: Record<string, string>): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers }).end(body);
 }
