@@ -39,6 +39,8 @@ export interface Stack {
   stop(graceMs?: number): Promise<void>;
   /** Starts one more replica process of an rpc service. */
   spawnReplica(service: string): RunningProcess;
+  /** Starts a replica again in the place of one that exited: same index, same WAL_DIR. */
+  restart(p: RunningProcess): RunningProcess;
 }
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
@@ -66,11 +68,13 @@ export async function startStack(opts: {
   const processes: RunningProcess[] = [];
   const counters = new Map<string, number>();
 
-  const spawnOne = (spec: ServiceSpec): RunningProcess => {
-    const index = counters.get(spec.name) ?? 0;
-    counters.set(spec.name, index + 1);
+  const spawnOne = (spec: ServiceSpec, reuse?: number): RunningProcess => {
+    const index = reuse ?? counters.get(spec.name) ?? 0;
+    if (reuse === undefined) counters.set(spec.name, index + 1);
     const env: Record<string, string> = {
       ...(process.env as Record<string, string>),
+      // Which replica this is on this host: ingest keeps its write-ahead log per index.
+      REPLICA_INDEX: String(index),
       DATABASE_URL: opts.databaseUrl,
       SERVICE_TOKEN: serviceToken,
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
@@ -106,6 +110,11 @@ export async function startStack(opts: {
       const spec = opts.services.find((s) => s.name === service);
       if (!spec || spec.kind !== 'rpc') throw new Error(`${service} is not an rpc service of this stack`);
       return spawnOne(spec);
+    },
+    restart(p) {
+      const spec = opts.services.find((s) => s.name === p.service)!;
+      if (p.child.exitCode === null && p.child.signalCode === null) throw new Error(`${p.service}-${p.index} is still running`);
+      return spawnOne(spec, p.index);
     },
     async ready(timeoutMs = 60_000) {
       const conn = await mysql.createConnection({ uri: opts.databaseUrl });
