@@ -6,12 +6,18 @@ import { connectDatabase } from '../services/kit/db/client.js';
 import { migrateDatabase } from '../services/kit/db/migrate.js';
 import { KIND_NAME } from '../services/kit/db/schema.js';
 import { OspreyError } from '../services/kit/errors.js';
+import { createToken, listTokens, revokeToken } from '../services/kit/tokens.js';
 import { resolveDatabase } from './lib/local-db.js';
 
 const USAGE = `usage: npm run osprey -- <command>
 
   account create --email E     create an account and print its ezkey
   stats list --ezkey K         list an account's stats with their totals
+  token create --ezkey K [--name N]
+                               create a statsd token for the account and print it (shown once)
+  token list --ezkey K         list the account's statsd tokens (prefix, state)
+  token revoke --ezkey K --id N
+                               revoke a statsd token: ingest refuses it within a minute
 
 The database is DATABASE_URL, else MySQL on 127.0.0.1:3306, else the private MariaDB
 that npm start uses under .data/.`;
@@ -22,26 +28,71 @@ async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { email: { type: 'string' }, ezkey: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      email: { type: 'string' },
+      ezkey: { type: 'string' },
+      name: { type: 'string' },
+      id: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   const command = positionals.join(' ');
   if (values.help || command === '' || command === 'help') {
     console.log(USAGE);
     return 0;
   }
-  const need = (name: 'email' | 'ezkey') => {
+  const need = (name: 'email' | 'ezkey' | 'id') => {
     const v = values[name];
     if (!v) throw new UsageError(`${command} needs --${name}`);
     return v;
   };
-  const known = ['account create', 'stats list'];
+  const known = ['account create', 'stats list', 'token create', 'token list', 'token revoke'];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}"`);
 
   const local = await resolveDatabase(process.env);
   await migrateDatabase(local.url);
   const database = connectDatabase(local.url, { connectionLimit: 2 });
+  const accountOf = async () => {
+    const ezkey = need('ezkey');
+    const account = await findAccountByEzkey(database.pool, ezkey);
+    if (!account) throw new UsageError(`no account has the ezkey "${ezkey}"`);
+    return account;
+  };
   try {
     switch (command) {
+      case 'token create': {
+        const account = await accountOf();
+        const t = await createToken(database.pool, 'statsd_tokens', account.id, values.name ?? 'statsd');
+        console.error(`statsd token ${t.id} "${t.name}" created for ${account.email} (shown only now):`);
+        console.log(t.token);
+        return 0;
+      }
+      case 'token list': {
+        const account = await accountOf();
+        const rows = await listTokens(database.pool, 'statsd_tokens', account.id);
+        if (rows.length === 0) {
+          console.log(`no statsd tokens yet for ${account.email}`);
+          return 0;
+        }
+        printTable(
+          rows.map((r) => ({
+            id: String(r.id),
+            name: r.name,
+            prefix: `${r.prefix}…`,
+            created: r.createdAt.toISOString().slice(0, 19).replace('T', ' '),
+            state: r.revokedAt ? `revoked ${r.revokedAt.toISOString().slice(0, 19).replace('T', ' ')}` : 'live',
+          })),
+        );
+        return 0;
+      }
+      case 'token revoke': {
+        const account = await accountOf();
+        const id = Number(need('id'));
+        if (!Number.isInteger(id) || id < 1) throw new UsageError('--id must be a token id (see token list)');
+        await revokeToken(database.pool, 'statsd_tokens', account.id, id);
+        console.log(`statsd token ${id} revoked`);
+        return 0;
+      }
       case 'account create': {
         const account = await createAccount(database.pool, need('email'));
         console.log(`account ${account.id} created for ${account.email}\nezkey: ${account.ezkey}`);
