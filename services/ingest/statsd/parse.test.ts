@@ -29,6 +29,8 @@ class Collect implements StatsdSink {
   samples: Sample[] = [];
   bads: Bad[] = [];
   events: (Sample | Bad)[] = [];
+  /** firstOfLine of each sample, beside `samples`. */
+  firsts: boolean[] = [];
   sample(
     name: string,
     kind: StatsdKind,
@@ -37,8 +39,10 @@ class Collect implements StatsdSink {
     delta: boolean,
     member: string | null,
     token: string | null,
+    firstOfLine: boolean,
   ): void {
     const s = { name, kind, value, rate, delta, member, token };
+    this.firsts.push(firstOfLine);
     this.samples.push(s);
     this.events.push(s);
   }
@@ -143,6 +147,12 @@ describe('statsd grammar', () => {
       s('a', 'counter', 2, 0.5),
     ]);
     expect(parse('a:1|ms|@0.5:2|ms').samples).toEqual([s('a', 'value', 1, 0.5), s('a', 'value', 2)]);
+  });
+
+  it('marks the first sample of each line', () => {
+    const r = parse('a:1|c:250|ms\nb:1:2|h\nbad\nc:3|g\n');
+    expect(r.samples.map((x) => x.name)).toEqual(['a', 'a', 'b', 'b', 'c']);
+    expect(r.firsts).toEqual([true, false, true, false, true]);
   });
 
   it('splits DogStatsD packed values', () => {

@@ -95,6 +95,8 @@ export interface StatsdSink {
    * `sampleRate` is in (0, 1]; always 1 for gauges and sets. `isDelta` only for gauges.
    * `setMember` is the member for sets (and `value` is 0), null otherwise.
    * `token` is the statsgod token in token mode, null otherwise.
+   * `firstOfLine` is true for the first sample of its line (a line `a:1|c:250|ms` gives two
+   * samples), so a sink can count lines, not samples, when it drops one for its token.
    */
   sample(
     name: string,
@@ -104,6 +106,7 @@ export interface StatsdSink {
     isDelta: boolean,
     setMember: string | null,
     token: string | null,
+    firstOfLine: boolean,
   ): void;
   /**
    * One rejected line: `buf[start, end)` is the line without its newline (for `too_long`, only
@@ -687,6 +690,7 @@ export class StatsdParser {
         sc.deltas[i] === 1,
         kind === K_SET ? buf.toString('utf8', sc.valueStart[i], sc.valueEnd[i]) : null,
         token,
+        i === 0,
       );
     }
   }
