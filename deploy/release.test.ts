@@ -31,6 +31,8 @@ describe('buildRelease', () => {
     expect(files).toContain('dist/services/api/main.js');
     expect(files).toContain('dist/deploy/agent/main.js');
     expect(files).toContain('dist/services/kit/db/migrations/meta/_journal.json');
+    // Read by the web app at start, beside its compiled code.
+    for (const f of ['app.js', 'embed.js', 'style.css']) expect(files).toContain(`dist/services/web/assets/${f}`);
     expect(files).toContain('deploy/systemd/osprey-agent.service');
     expect(files).toContain('node_modules/mysql2/package.json');
     expect(files.some((f) => f.startsWith('node_modules/vitest/'))).toBe(false);

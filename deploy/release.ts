@@ -53,7 +53,8 @@ export interface BuiltRelease {
  * Builds a release: `tsc` emits ESM (one .js per .ts, the repo's own compiler, and a type
  * error stops the build), production node_modules are copied from the installed tree using
  * package-lock.json to tell production packages from dev ones (offline, and byte-identical
- * between builds), then migrations, deploy/ assets and a manifest. Everything is built
+ * between builds), then the files services read at run time (migrations, web assets),
+ * deploy/ assets and a manifest. Everything is built
  * beside the final directory and renamed into place, so a half-built release never exists
  * under its real name.
  */
@@ -78,7 +79,9 @@ export async function buildRelease(opts: BuildOptions): Promise<BuiltRelease> {
     }).catch((err: { stdout?: string; stderr?: string }) => {
       throw new Error(`tsc failed:\n${err.stdout ?? ''}${err.stderr ?? ''}`);
     });
-    await fs.cp(path.join(root, 'services/kit/db/migrations'), path.join(dir, 'dist/services/kit/db/migrations'), { recursive: true });
+    // Files services read beside their code at run time (migrations, the web app's
+    // assets): tsc emits only JavaScript, so they are copied to the same place under dist/.
+    await copyRuntimeFiles(path.join(root, 'services'), path.join(dir, 'dist/services'));
 
     log('copying production node_modules');
     await copyProductionModules(root, dir, opts.link ?? false);
@@ -106,6 +109,23 @@ export async function buildRelease(opts: BuildOptions): Promise<BuiltRelease> {
   } catch (err) {
     await fs.rm(dir, { recursive: true, force: true });
     throw err;
+  }
+}
+
+/**
+ * Copies every file under `src` that is not TypeScript to the same path under `dest`,
+ * leaving out what tests use only (`*.test.*`, `testing/` directories).
+ */
+async function copyRuntimeFiles(src: string, dest: string): Promise<void> {
+  for (const e of await fs.readdir(src, { withFileTypes: true })) {
+    const from = path.join(src, e.name);
+    const to = path.join(dest, e.name);
+    if (e.isDirectory()) {
+      if (e.name !== 'testing' && e.name !== 'node_modules') await copyRuntimeFiles(from, to);
+    } else if (e.isFile() && !/\.tsx?$/.test(e.name) && !/\.test\./.test(e.name)) {
+      await fs.mkdir(dest, { recursive: true });
+      await fs.copyFile(from, to);
+    }
   }
 }
 
