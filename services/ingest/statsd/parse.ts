@@ -277,6 +277,7 @@ function decode(buf: Buffer, s: number, e: number, ascii: boolean): string {
 }
 
 const NAME_KEY_MAX = 1024; // longer (name, tags) keys are decoded every time
+const SLOT = 4; // Int32s per NameTable slot (3 used: 16 bytes keep slots aligned to cache lines)
 
 /**
  * Interning table from the raw bytes of (name, tags) to the canonical identity string: open
@@ -288,10 +289,11 @@ const NAME_KEY_MAX = 1024; // longer (name, tags) keys are decoded every time
 class NameTable {
   private cap = 0;
   private count = 0;
-  private hashes = new Int32Array(0); // 0 means an empty slot
-  private offsets = new Int32Array(0);
-  private keyLens = new Int32Array(0);
-  private nameLens = new Int32Array(0);
+  /**
+   * Per slot, side by side so a probe touches one cache line: the hash (0: empty), the
+   * key's offset in the arena, and its lengths (key | name << 16, both <= NAME_KEY_MAX).
+   */
+  private slots = new Int32Array(0);
   private values: (string | null)[] = [];
   private arena = Buffer.allocUnsafe(1 << 16);
   private arenaUsed = 0;
@@ -303,10 +305,7 @@ class NameTable {
   private reset(cap: number): void {
     this.cap = cap;
     this.count = 0;
-    this.hashes = new Int32Array(cap);
-    this.offsets = new Int32Array(cap);
-    this.keyLens = new Int32Array(cap);
-    this.nameLens = new Int32Array(cap);
+    this.slots = new Int32Array(cap * SLOT);
     this.values = new Array(cap).fill(null);
     this.arenaUsed = 0;
   }
@@ -316,15 +315,17 @@ class NameTable {
     const klen = nlen + (te - ts);
     if (klen > NAME_KEY_MAX) return build(buf, ns, ne, ts, te, ascii);
     const h = hash === 0 ? 1 : hash | 0;
-    const hashes = this.hashes;
+    const lens = klen | (nlen << 16);
+    const slots = this.slots;
     const arena = this.arena;
     let mask = this.cap - 1;
     let i = h & mask;
     for (;;) {
-      const sh = hashes[i];
+      const at = i * SLOT;
+      const sh = slots[at];
       if (sh === 0) break;
-      if (sh === h && this.keyLens[i] === klen && this.nameLens[i] === nlen) {
-        const o = this.offsets[i];
+      if (sh === h && slots[at + 2] === lens) {
+        const o = slots[at + 1];
         let j = 0;
         while (j < nlen && arena[o + j] === buf[ns + j]) j++;
         if (j === nlen) {
@@ -346,7 +347,7 @@ class NameTable {
       this.grow();
       mask = this.cap - 1;
       i = h & mask;
-      while (this.hashes[i] !== 0) i = (i + 1) & mask;
+      while (this.slots[i * SLOT] !== 0) i = (i + 1) & mask;
     }
     if (this.arenaUsed + klen > this.arena.length) {
       const bigger = Buffer.allocUnsafe(Math.max(this.arena.length * 2, this.arenaUsed + klen));
@@ -357,35 +358,30 @@ class NameTable {
     buf.copy(this.arena, o, ns, ne);
     if (te > ts) buf.copy(this.arena, o + nlen, ts, te);
     this.arenaUsed += klen;
-    this.hashes[i] = h;
-    this.offsets[i] = o;
-    this.keyLens[i] = klen;
-    this.nameLens[i] = nlen;
+    const at = i * SLOT;
+    this.slots[at] = h;
+    this.slots[at + 1] = o;
+    this.slots[at + 2] = lens;
     this.values[i] = value;
     this.count++;
     return value;
   }
 
   private grow(): void {
-    const old = { hashes: this.hashes, offsets: this.offsets, keyLens: this.keyLens, nameLens: this.nameLens, values: this.values };
+    const oldSlots = this.slots;
+    const oldValues = this.values;
     const cap = this.cap * 2;
     this.cap = cap;
-    this.hashes = new Int32Array(cap);
-    this.offsets = new Int32Array(cap);
-    this.keyLens = new Int32Array(cap);
-    this.nameLens = new Int32Array(cap);
+    this.slots = new Int32Array(cap * SLOT);
     this.values = new Array(cap).fill(null);
     const mask = cap - 1;
-    for (let s = 0; s < old.hashes.length; s++) {
-      const h = old.hashes[s];
+    for (let s = 0; s < oldValues.length; s++) {
+      const h = oldSlots[s * SLOT];
       if (h === 0) continue;
       let i = h & mask;
-      while (this.hashes[i] !== 0) i = (i + 1) & mask;
-      this.hashes[i] = h;
-      this.offsets[i] = old.offsets[s];
-      this.keyLens[i] = old.keyLens[s];
-      this.nameLens[i] = old.nameLens[s];
-      this.values[i] = old.values[s];
+      while (this.slots[i * SLOT] !== 0) i = (i + 1) & mask;
+      this.slots.set(oldSlots.subarray(s * SLOT, s * SLOT + SLOT), i * SLOT);
+      this.values[i] = oldValues[s];
     }
   }
 }
