@@ -90,6 +90,18 @@ describe('per-account rate limit (integration)', () => {
     ]);
   });
 
+  it('counts every item of a JSON batch, refused ones too (they cost work as well)', async () => {
+    tdb = await createTestDatabase();
+    edge = await startIngestEdge(tdb, { RATE_LIMIT_POINTS_PER_SEC: 1, RATE_LIMIT_BURST: 3 }, { now: () => 1_700_000_000_000 });
+    const a = await createAccount(tdb.database.pool, 'a@example.com');
+    const bad = await json({ ezkey: a.ezkey, data: [{ stat: 'x' }, { stat: 'y' }, { stat: 'z' }] });
+    expect(bad.status).toBe(400);
+    // The three refused items took the whole burst.
+    const next = await json({ ezkey: a.ezkey, data: [{ stat: 'y', count: 1 }] });
+    expect([next.status, next.headers.get('retry-after')]).toEqual([429, '1']);
+    expect(await edge.totals()).toEqual([]);
+  });
+
   it('is off with RATE_LIMIT_POINTS_PER_SEC=0', async () => {
     tdb = await createTestDatabase();
     edge = await startIngestEdge(tdb, { RATE_LIMIT_POINTS_PER_SEC: 0, RATE_LIMIT_BURST: 1 });

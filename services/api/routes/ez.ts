@@ -66,7 +66,8 @@ export function ezHandler(deps: EzDeps) {
         itemOf.push(item.index);
       }
     }
-    checkRate(limiter, accountId, points.length);
+    // Refused items cost work too: a batch counts at least one point per item.
+    checkRate(limiter, accountId, Math.max(points.length, batch.size));
     const errors: EzItemError[] = batch.errors;
     const parseErrors = errors.length;
     if (points.length > 0) {
