@@ -1,4 +1,5 @@
-import type { Pool, RowDataPacket } from 'mysql2/promise';
+import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import { OspreyError } from '../../kit/errors.js';
 import { getStat } from './stats.js';
 
 export async function dashboardStatIds(pool: Pool, accountId: number): Promise<number[]> {
@@ -19,6 +20,8 @@ export async function addToDashboard(pool: Pool, accountId: number, statId: numb
   );
 }
 
+/** Not found when the stat is not on this account's dashboard (whosever it is), like every other write. */
 export async function removeFromDashboard(pool: Pool, accountId: number, statId: number): Promise<void> {
-  await pool.query('DELETE FROM dashboard_items WHERE account_id = ? AND stat_id = ?', [accountId, statId]);
+  const [res] = await pool.query<ResultSetHeader>('DELETE FROM dashboard_items WHERE account_id = ? AND stat_id = ?', [accountId, statId]);
+  if (res.affectedRows === 0) throw new OspreyError('not_found', `no stat ${statId} on the dashboard`);
 }
