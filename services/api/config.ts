@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseConfigSchema } from '../kit/config.js';
+import { baseConfigSchema, envBool } from '../kit/config.js';
 
 export const apiConfigSchema = baseConfigSchema
   .extend({
@@ -10,6 +10,11 @@ export const apiConfigSchema = baseConfigSchema
     API_WORKERS: z.coerce.number().int().min(1).max(64).default(2),
     /** How long an ezkey → account answer (and a classic ukey + key → stat) is reused (rotation takes effect within this). */
     EZKEY_CACHE_MS: z.coerce.number().int().min(0).default(30_000),
+    /**
+     * StatHat's legacy rule: the account's email address works as its ezkey. Anyone who
+     * knows the address can then post into the account; false turns it off.
+     */
+    EZ_EMAIL_AS_KEY: envBool.default(true),
     /** Record calls in flight to ingest at once, at most (see INGEST_EAGER_BATCH). */
     INGEST_MAX_IN_FLIGHT: z.coerce.number().int().min(1).default(8),
     /**

@@ -4,6 +4,10 @@ import { findAccountByEzkey } from '../kit/accounts.js';
 /**
  * ezkey → account id, remembered for `ttlMs` (unknown keys for a tenth of that) so the
  * hot path does not ask MySQL per request. Concurrent misses for one key share one query.
+ *
+ * StatHat let the account's email address stand for its ezkey. Anyone who knows the
+ * address can then post into the account, so `acceptEmail: false` turns that off (an
+ * ezkey never contains `@`, an email address always does).
  */
 export class EzkeyCache {
   private readonly known = new Map<string, { accountId: number | undefined; until: number }>();
@@ -12,9 +16,11 @@ export class EzkeyCache {
   constructor(
     private readonly pool: Pool,
     private readonly ttlMs: number,
+    private readonly acceptEmail = true,
   ) {}
 
   lookup(ezkey: string): number | undefined | Promise<number | undefined> {
+    if (!this.acceptEmail && ezkey.includes('@')) return undefined;
     const hit = this.known.get(ezkey);
     if (hit && hit.until > Date.now()) return hit.accountId;
     let p = this.loading.get(ezkey);

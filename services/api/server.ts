@@ -38,7 +38,7 @@ export async function build(deps: ApiDeps): Promise<HttpReplica & { batcher: Ing
   const replica = await startHttpReplica('api', deps, {
     listener: buildApi({
       log,
-      ezkeys: new EzkeyCache(database.pool, config.EZKEY_CACHE_MS),
+      ezkeys: new EzkeyCache(database.pool, config.EZKEY_CACHE_MS, config.EZ_EMAIL_AS_KEY),
       classicKeys: new ClassicKeyCache(database.pool, config.EZKEY_CACHE_MS),
       batcher,
       limiter,
