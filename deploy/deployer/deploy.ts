@@ -155,10 +155,9 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
   if (plan.problems.length > 0 && !opts.force) return { ok: false, exitCode: 3, plan, results, error: 'plan refused' };
 
   const changing = plan.targets.filter((t) => t.changes);
-  for (const t of changing) {
-    const how = await copyRelease(t.host, opts.releaseDir);
-    out(`${t.host.name}: release ${how}`);
-  }
+  // Copying changes nothing a host runs, so it goes to several hosts at once.
+  const copied = await inBatches(changing, COPY_CONCURRENCY, (t) => copyRelease(t.host, opts.releaseDir));
+  changing.forEach((t, i) => out(`${t.host.name}: release ${copied[i]}`));
   if (opts.migrate !== false && changing.length > 0) {
     const first = plan.canary[0] ?? changing[0];
     const m = await agentFor(first.host).migrate(plan.release);
@@ -206,6 +205,23 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
   }
   out(`done: ${plan.release} on ${plan.targets.map((t) => t.host.name).join(', ')}`);
   return { ok: true, exitCode: 0, plan, results };
+}
+
+/** Hosts a release is copied to at once (rsync over ssh each: the operator's uplink is shared). */
+const COPY_CONCURRENCY = 8;
+
+/** fn over items, at most `limit` at a time; results in the order of items. */
+async function inBatches<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }
 
 /**

@@ -6,14 +6,14 @@ import { promisify } from 'node:util';
 import type { RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAccount } from '../../services/kit/accounts.js';
-import { createToken } from '../../services/web/store/tokens.js';
+import { createToken } from '../../services/kit/tokens.js';
 import { createTestDatabase, TEST_SERVICE_TOKEN, type TestDatabase } from '../../services/kit/testing/db.js';
 import type { AgentStatus } from '../agent/agent.js';
 import { buildRelease, releaseTimestamp, type BuiltRelease } from '../release.js';
 import { parseRoles, SERVICE_NAMES } from '../services.js';
 import { ezTraffic, graphTraffic, type LoadGenerator } from './load.js';
 import { HealthMonitor } from './monitor.js';
-import { REPO_ROOT, startSimHost, waitFor, type SimHost } from './sim.js';
+import { REPO_ROOT, restampRelease, startSimHost, waitFor, type SimHost } from './sim.js';
 
 const exec = promisify(execFile);
 
@@ -106,17 +106,15 @@ interface SeriesAnswer {
 beforeAll(async () => {
   root = await fs.mkdtemp(path.join(os.tmpdir(), 'osprey-fleet-'));
   const t0 = Date.now();
-  // Three releases of this commit; C's ingest cannot start (its health check never passes).
+  // Three releases of this commit (one compile: B and C are A's files under their own
+  // timestamps, as rebuilding would give); C's ingest cannot start (its health check never passes).
   await timed('build 3 releases', async () => {
     A = await buildRelease({ root: REPO_ROOT, outDir: path.join(root, 'build'), timestamp: releaseTimestamp(new Date(t0)), tarball: false, link: true });
-    B = await buildRelease({ root: REPO_ROOT, outDir: path.join(root, 'build'), timestamp: releaseTimestamp(new Date(t0 + 1000)), tarball: false, link: true });
-    C = await buildRelease({
-      root: REPO_ROOT,
-      outDir: path.join(root, 'build'),
-      timestamp: releaseTimestamp(new Date(t0 + 2000)),
-      tarball: false,
-      link: true,
-      patch: (dir) => fs.writeFile(path.join(dir, 'dist/services/ingest/main.js'), "process.stderr.write('release C: broken on purpose\\n');\nprocess.exit(1);\n"),
+    B = await restampRelease(A, releaseTimestamp(new Date(t0 + 1000)));
+    C = await restampRelease(A, releaseTimestamp(new Date(t0 + 2000)), async (dir) => {
+      const main = path.join(dir, 'dist/services/ingest/main.js');
+      await fs.rm(main);
+      await fs.writeFile(main, "process.stderr.write('release C: broken on purpose\\n');\nprocess.exit(1);\n");
     });
   });
   tdb = await createTestDatabase();

@@ -1,16 +1,37 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import type { AgentStatus } from '../agent/agent.js';
 import { controlRequest } from '../agent/control-client.js';
 import type { Tags } from '../agent/tags.js';
 import type { Host } from '../deployer/inventory.js';
+import { hashTree, type BuiltRelease, type Manifest } from '../release.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/**
+ * Another release of the commit `from` was built from: its files under a new timestamp,
+ * which is what a second `npm run release` of that commit gives (release.test.ts checks that
+ * two builds differ only in the timestamp), without compiling again. The files are hard links
+ * to `from`'s, so `patch` must replace a file (remove, then write), never write into one.
+ */
+export async function restampRelease(from: BuiltRelease, timestamp: string, patch?: (dir: string) => Promise<void>): Promise<BuiltRelease> {
+  const outDir = path.dirname(from.dir);
+  const dir = path.join(outDir, `.building-${timestamp}`);
+  const finalDir = path.join(outDir, timestamp);
+  await promisify(execFile)('cp', ['-al', from.dir, dir]);
+  await fs.rm(path.join(dir, 'manifest.json'));
+  await patch?.(dir);
+  const manifest: Manifest = { ...from.manifest, timestamp, files: patch ? await hashTree(dir) : from.manifest.files };
+  await fs.writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+  await fs.rename(dir, finalDir);
+  return { dir: finalDir, timestamp, manifest };
+}
 
 /**
  * A fake EC2 instance metadata service for one simulated host: IMDSv2 only (a GET without
