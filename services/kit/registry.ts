@@ -16,6 +16,9 @@ export interface Instance {
 export class Registration {
   readonly id: string;
   private timer: NodeJS.Timeout | undefined;
+  /** The heartbeat being written, if any: stop() waits for it so it cannot re-insert the row. */
+  private beating: Promise<void> | undefined;
+  private stopped = false;
 
   constructor(
     private readonly pool: Pool,
@@ -34,7 +37,10 @@ export class Registration {
        VALUES (?, ?, ?, ?, ?, ?, NOW(3), NOW(3))`,
       [this.id, this.service, this.address, this.opsAddress, os.hostname(), process.pid],
     );
-    this.timer = setInterval(() => void this.beat(), this.heartbeatMs);
+    this.timer = setInterval(() => {
+      if (this.beating || this.stopped) return;
+      this.beating = this.beat().finally(() => (this.beating = undefined));
+    }, this.heartbeatMs);
     this.timer.unref();
   }
 
@@ -53,8 +59,11 @@ export class Registration {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    // A heartbeat in flight is an upsert: deleting before it lands would leave the row behind.
+    await this.beating;
     await this.pool.query('DELETE FROM service_instances WHERE id = ?', [this.id]);
   }
 }
