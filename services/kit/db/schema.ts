@@ -92,6 +92,25 @@ export const rollups1m = rollupTable('rollups_1m');
 export const rollups1h = rollupTable('rollups_1h');
 export const rollups1d = rollupTable('rollups_1d');
 
+/**
+ * Sketch contributions on their way into the rollups' sketch columns, one row per (stat,
+ * minute), shared by every replica. A flush merges its minute sketches into these rows
+ * (small, read-merge-write under the row lock) instead of rewriting the 1m, 1h and 1d
+ * sketches every second; a row that has waited a few seconds is folded into all three
+ * rollup rows and deleted in one transaction (services/ingest/flusher.ts), so each
+ * contribution reaches each rollup exactly once.
+ */
+export const pendingSketches = mysqlTable('pending_sketches', {
+  statId: int('stat_id', { unsigned: true }).notNull(),
+  /** Unix seconds of the minute. */
+  bucket: int('bucket', { unsigned: true }).notNull(),
+  /** 1: quantile sketch (value stats), 2: distinct sketch (sets). */
+  format: tinyint('format', { unsigned: true }).notNull(),
+  /** Unix seconds of the first contribution: the row is folded once it is this old plus the fold delay. */
+  since: int('since', { unsigned: true }).notNull(),
+  sketch: blob('sketch').notNull(),
+}, (t) => [primaryKey({ columns: [t.statId, t.bucket] })]);
+
 /** Every flush records its id in the same transaction, so a retried flush is a no-op. */
 export const flushes = mysqlTable('flushes', {
   id: char('id', { length: 36 }).primaryKey(),
