@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { DISTINCT_EXACT_LIMIT, DistinctSketch, hashMember } from './distinct.js';
+import { DISTINCT_EXACT_LIMIT, DistinctSketch, hashMember, mergeSerializedDistinct } from './distinct.js';
 
 function sketchOf(members: Iterable<string>): DistinctSketch {
   const s = new DistinctSketch();
@@ -178,5 +178,43 @@ describe('DistinctSketch', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('mergeSerializedDistinct', () => {
+  const viaSketches = (a: Buffer, b: Buffer) => merged(DistinctSketch.deserialize(a), DistinctSketch.deserialize(b)).serialize();
+
+  it('gives the bytes of deserialize, merge, serialize, in every pair of forms', () => {
+    // sizes around the exact limit and the sparse/dense switch
+    const size = fc.constantFrom(0, 1, 100, DISTINCT_EXACT_LIMIT - 10, DISTINCT_EXACT_LIMIT, 400, 3_000, 20_000);
+    fc.assert(
+      fc.property(size, size, fc.integer({ min: 0, max: 30_000 }), (na, nb, offset) => {
+        const a = sketchOf(range(0, na)).serialize();
+        const b = sketchOf(range(offset, offset + nb)).serialize();
+        const m = mergeSerializedDistinct(a, b);
+        expect(m).toEqual(viaSketches(a, b));
+        expect(mergeSerializedDistinct(b, a)).toEqual(m);
+        expect(m).toEqual(sketchOf([...range(0, na), ...range(offset, offset + nb)]).serialize());
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('merges small random sets exactly as the sketches do', () => {
+    const members = fc.array(fc.string({ maxLength: 3 }), { maxLength: 300 });
+    fc.assert(
+      fc.property(members, members, (ma, mb) => {
+        const a = sketchOf(ma).serialize();
+        const b = sketchOf(mb).serialize();
+        expect(mergeSerializedDistinct(a, b)).toEqual(viaSketches(a, b));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('rejects a corrupt side with an Error', () => {
+    const good = sketchOf(range(0, 10)).serialize();
+    expect(() => mergeSerializedDistinct(good, Buffer.from([1, 7]))).toThrow(/mode/);
+    expect(() => mergeSerializedDistinct(good.subarray(0, 5), good)).toThrow();
   });
 });

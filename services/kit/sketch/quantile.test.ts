@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { QUANTILE_RELATIVE_ACCURACY, QuantileSketch } from './quantile.js';
+import { mergeSerializedQuantiles, QUANTILE_RELATIVE_ACCURACY, QuantileAccumulator, QuantileSketch } from './quantile.js';
 
 const QS = [0, 0.001, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1];
 
@@ -223,5 +223,75 @@ describe('QuantileSketch', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+/** Any positive weight, including ones whose sums round (1/rate for rate 0.3). */
+const anyWeightArb = fc.oneof(weightArb, fc.double({ min: 0.001, max: 1000, noNaN: true }));
+
+describe('mergeSerializedQuantiles', () => {
+  it('gives the bytes of deserialize, merge, serialize, for any weights', () => {
+    const part = fc.array(fc.tuple(valueArb, anyWeightArb), { maxLength: 120 });
+    fc.assert(
+      fc.property(part, part, (pa, pb) => {
+        const a = sketchOf(pa.map((x) => x[0]), pa.map((x) => x[1])).serialize();
+        const b = sketchOf(pb.map((x) => x[0]), pb.map((x) => x[1])).serialize();
+        const viaSketches = merged(QuantileSketch.deserialize(a), QuantileSketch.deserialize(b)).serialize();
+        expect(mergeSerializedQuantiles(a, b)).toEqual(viaSketches);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('is commutative, and associative for exactly-summing weights', () => {
+    const part = fc.array(fc.tuple(valueArb, weightArb), { maxLength: 60 });
+    fc.assert(
+      fc.property(part, part, part, (pa, pb, pc) => {
+        const [a, b, c] = [pa, pb, pc].map((p) => sketchOf(p.map((x) => x[0]), p.map((x) => x[1])).serialize());
+        expect(mergeSerializedQuantiles(a, b)).toEqual(mergeSerializedQuantiles(b, a));
+        expect(mergeSerializedQuantiles(mergeSerializedQuantiles(a, b), c)).toEqual(mergeSerializedQuantiles(a, mergeSerializedQuantiles(b, c)));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('rejects a corrupt side with an Error', () => {
+    const good = sketchOf([1, 2, -3, 0]).serialize();
+    expect(() => mergeSerializedQuantiles(good, good.subarray(0, good.length - 1))).toThrow();
+    expect(() => mergeSerializedQuantiles(Buffer.from([1, 2, ...new Array(16).fill(0), 0, 0, 0]), good)).toThrow(/empty flag/);
+    expect(() => mergeSerializedQuantiles(good, Buffer.from([9, 0, 0, 0, 0]))).toThrow(/version/);
+  });
+});
+
+describe('QuantileAccumulator', () => {
+  it('serializes to the bytes of a QuantileSketch fed the same samples, below and above its raw limit', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(valueArb, anyWeightArb), { maxLength: 200 }), (samples) => {
+        const acc = new QuantileAccumulator();
+        const sk = new QuantileSketch();
+        for (const [v, w] of samples) {
+          acc.add(v, w);
+          sk.add(v, w);
+        }
+        expect(acc.serialize()).toEqual(sk.serialize());
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('keeps unit weights without a weight array, then switches on the first other weight', () => {
+    const acc = new QuantileAccumulator();
+    acc.add(5);
+    acc.add(7);
+    acc.add(7, 2);
+    expect(QuantileSketch.deserialize(acc.serialize()).count).toBe(4);
+    expect(acc.serialize()).toEqual(sketchOf([5, 7, 7], [1, 1, 2]).serialize());
+  });
+
+  it('refuses what QuantileSketch refuses', () => {
+    const acc = new QuantileAccumulator();
+    expect(() => acc.add(NaN)).toThrow(RangeError);
+    expect(() => acc.add(1, 0)).toThrow(RangeError);
+    expect(acc.serialize()).toEqual(new QuantileSketch().serialize());
   });
 });

@@ -167,47 +167,313 @@ export class QuantileSketch {
   }
 
   static deserialize(buf: Uint8Array): QuantileSketch {
-    const r = new Reader(buf);
-    const version = r.u8();
-    if (version !== FORMAT_VERSION) throw new Error(`quantile sketch: unknown format version ${version}`);
-    const flags = r.u8();
-    if (flags & ~(FLAG_FLOAT_COUNTS | FLAG_NOT_EMPTY)) throw new Error('quantile sketch: unknown flags');
+    const p = parseSketch(buf);
     const s = new QuantileSketch();
-    const floatCounts = (flags & FLAG_FLOAT_COUNTS) !== 0;
-    const count = () => {
-      const c = floatCounts ? r.f64() : r.varint();
-      if (!(c >= 0 && c < Infinity)) throw new Error('quantile sketch: bad count');
-      return c;
-    };
-    if (flags & FLAG_NOT_EMPTY) {
-      s.minValue = r.f64();
-      s.maxValue = r.f64();
-      if (!(s.minValue <= s.maxValue)) throw new Error('quantile sketch: bad min/max');
+    s.sk.zeroCount = p.zero;
+    for (let i = 0; i < p.pos.n; i++) s.sk.store.add(p.pos.keys[i], p.pos.counts[i]);
+    for (let i = 0; i < p.neg.n; i++) s.sk.negativeStore.add(p.neg.keys[i], p.neg.counts[i]);
+    if (p.notEmpty) {
+      s.minValue = p.min;
+      s.maxValue = p.max;
     }
-    s.sk.zeroCount = count();
-    for (const store of [s.sk.store, s.sk.negativeStore]) {
-      const n = r.varint();
-      let key = 0;
-      for (let i = 0; i < n; i++) {
-        if (i === 0) {
-          const z = r.varint();
-          key = z % 2 === 0 ? z / 2 : -(z + 1) / 2;
-        } else {
-          const d = r.varint();
-          if (d < 1) throw new Error('quantile sketch: keys out of order');
-          key += d;
-        }
-        if (Math.abs(key) > MAX_ABS_KEY) throw new Error('quantile sketch: key out of range');
-        const c = count();
-        if (c === 0) throw new Error('quantile sketch: empty bin');
-        store.add(key, c);
-      }
-    }
-    if (!r.atEnd()) throw new Error('quantile sketch: trailing bytes');
     s.dirty = true;
     s.normalize();
-    if ((s.sk.count > 0) !== ((flags & FLAG_NOT_EMPTY) !== 0)) throw new Error('quantile sketch: empty flag disagrees');
+    if ((s.sk.count > 0) !== p.notEmpty) throw new Error('quantile sketch: empty flag disagrees');
     return s;
+  }
+}
+
+/** One store of a serialized sketch: n bins, keys ascending, counts never 0. */
+interface Bins {
+  n: number;
+  keys: Int32Array;
+  counts: Float64Array;
+}
+
+interface ParsedSketch {
+  notEmpty: boolean;
+  min: number;
+  max: number;
+  zero: number;
+  pos: Bins;
+  neg: Bins;
+}
+
+// The parser and writer below keep their cursor in module state rather than in closures:
+// they run for every stored sketch a flush merges into, and closures created per call
+// (wrapped by the transpiler's name helper) cost more than the parsing itself.
+let pBuf: Uint8Array = new Uint8Array(0);
+let pView: DataView = new DataView(new ArrayBuffer(0));
+let pPos = 0;
+
+function pTruncated(): Error {
+  return new Error('sketch: truncated');
+}
+
+/** Unsigned LEB128, at most 8 bytes (as Reader.varint). */
+function pVarint(): number {
+  let v = 0;
+  let mul = 1;
+  for (let i = 0; i < 8; i++) {
+    if (pPos >= pBuf.length) throw pTruncated();
+    const b = pBuf[pPos++];
+    v += (b & 0x7f) * mul;
+    if (b < 0x80) return v;
+    mul *= 0x80;
+  }
+  throw new Error('sketch: varint too long');
+}
+
+function pF64(): number {
+  if (pPos + 8 > pBuf.length) throw pTruncated();
+  const v = pView.getFloat64(pPos, true);
+  pPos += 8;
+  return v;
+}
+
+/** Reads and checks a serialized sketch (the one parser: deserialize and the byte-level merge use it). */
+function parseSketch(buf: Uint8Array): ParsedSketch {
+  pBuf = buf;
+  pView = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  pPos = 0;
+  const len = buf.length;
+  if (len < 2) throw pTruncated();
+  const version = buf[pPos++];
+  if (version !== FORMAT_VERSION) throw new Error(`quantile sketch: unknown format version ${version}`);
+  const flags = buf[pPos++];
+  if (flags & ~(FLAG_FLOAT_COUNTS | FLAG_NOT_EMPTY)) throw new Error('quantile sketch: unknown flags');
+  const floatCounts = (flags & FLAG_FLOAT_COUNTS) !== 0;
+  const notEmpty = (flags & FLAG_NOT_EMPTY) !== 0;
+  let min = Infinity;
+  let max = -Infinity;
+  if (notEmpty) {
+    min = pF64();
+    max = pF64();
+    if (!(min <= max)) throw new Error('quantile sketch: bad min/max');
+  }
+  const zero = floatCounts ? pF64() : pVarint();
+  if (!(zero >= 0 && zero < Infinity)) throw new Error('quantile sketch: bad count');
+  const pos = parseBins(floatCounts);
+  const neg = parseBins(floatCounts);
+  if (pPos !== len) throw new Error('quantile sketch: trailing bytes');
+  return { notEmpty, min, max, zero, pos, neg };
+}
+
+function parseBins(floatCounts: boolean): Bins {
+  const n = pVarint();
+  // Each bin takes at least 2 bytes: a count that cannot fit is a corrupt length.
+  if (n > pBuf.length - pPos) throw pTruncated();
+  const keys = new Int32Array(n);
+  const counts = new Float64Array(n);
+  let key = 0;
+  for (let i = 0; i < n; i++) {
+    if (i === 0) {
+      const z = pVarint();
+      key = z % 2 === 0 ? z / 2 : -(z + 1) / 2;
+    } else {
+      const d = pVarint();
+      if (d < 1) throw new Error('quantile sketch: keys out of order');
+      key += d;
+    }
+    if (Math.abs(key) > MAX_ABS_KEY) throw new Error('quantile sketch: key out of range');
+    const c = floatCounts ? pF64() : pVarint();
+    if (!(c >= 0 && c < Infinity)) throw new Error('quantile sketch: bad count');
+    if (c === 0) throw new Error('quantile sketch: empty bin');
+    keys[i] = key;
+    counts[i] = c;
+  }
+  return { n, keys, counts };
+}
+
+let wOut: Buffer = Buffer.alloc(0);
+let wPos = 0;
+
+function wVarint(v: number): void {
+  while (v >= 0x80) {
+    wOut[wPos++] = (v % 0x80) | 0x80;
+    v = Math.floor(v / 0x80);
+  }
+  wOut[wPos++] = v;
+}
+
+function wBins(b: Bins, floatCounts: boolean): void {
+  wVarint(b.n);
+  const keys = b.keys;
+  const counts = b.counts;
+  for (let i = 0; i < b.n; i++) {
+    const k = keys[i];
+    if (i === 0) wVarint(k >= 0 ? 2 * k : -2 * k - 1);
+    else wVarint(k - keys[i - 1]);
+    if (floatCounts) wPos = wOut.writeDoubleLE(counts[i], wPos);
+    else wVarint(counts[i]);
+  }
+}
+
+function binsAreCounts(b: Bins): boolean {
+  for (let i = 0; i < b.n; i++) if (!isCount(b.counts[i])) return false;
+  return true;
+}
+
+function binsTotal(b: Bins): number {
+  let t = 0;
+  for (let i = 0; i < b.n; i++) t += b.counts[i];
+  return t;
+}
+
+/** The canonical serialization of the given state (what QuantileSketch.serialize writes for it). */
+function writeSketch(min: number, max: number, zero: number, pos: Bins, neg: Bins): Buffer {
+  const floatCounts = !isCount(zero) || !binsAreCounts(pos) || !binsAreCounts(neg);
+  const empty = zero + binsTotal(pos) + binsTotal(neg) === 0;
+  // Upper bound: header, then per bin a key of at most 3 bytes (|key| <= 100,000) and a count.
+  const size = 2 + 16 + 9 + 2 * 3 + (pos.n + neg.n) * (3 + 9);
+  if (wOut.length < size) wOut = Buffer.allocUnsafe(Math.max(size, 4096));
+  wPos = 0;
+  wOut[wPos++] = FORMAT_VERSION;
+  wOut[wPos++] = (floatCounts ? FLAG_FLOAT_COUNTS : 0) | (empty ? 0 : FLAG_NOT_EMPTY);
+  if (!empty) {
+    wOut.writeDoubleLE(min, wPos);
+    wOut.writeDoubleLE(max, wPos + 8);
+    wPos += 16;
+  }
+  if (floatCounts) wPos = wOut.writeDoubleLE(zero, wPos);
+  else wVarint(zero);
+  wBins(pos, floatCounts);
+  wBins(neg, floatCounts);
+  // A copy of the shared scratch buffer, sized to fit.
+  return Buffer.from(wOut.subarray(0, wPos));
+}
+
+function mergeBins(a: Bins, b: Bins): Bins {
+  const keys = new Int32Array(a.n + b.n);
+  const counts = new Float64Array(a.n + b.n);
+  let i = 0;
+  let j = 0;
+  let n = 0;
+  while (i < a.n || j < b.n) {
+    if (j >= b.n || (i < a.n && a.keys[i] < b.keys[j])) {
+      keys[n] = a.keys[i];
+      counts[n++] = a.counts[i++];
+    } else if (i >= a.n || b.keys[j] < a.keys[i]) {
+      keys[n] = b.keys[j];
+      counts[n++] = b.counts[j++];
+    } else {
+      keys[n] = a.keys[i];
+      counts[n++] = a.counts[i++] + b.counts[j++];
+    }
+  }
+  return { n, keys, counts };
+}
+
+/**
+ * The merge of two serialized sketches, serialized: the same bytes as
+ * `deserialize(a).merge(deserialize(b))` then `serialize()`, without building either sketch
+ * (a merge-join of their bins, ~50x cheaper: this is what a flush does to every stored
+ * sketch it adds to). Throws on a corrupt input, as deserialize does.
+ */
+export function mergeSerializedQuantiles(a: Uint8Array, b: Uint8Array): Buffer {
+  const pa = parseSketch(a);
+  const pb = parseSketch(b);
+  if (pa.zero + binsTotal(pa.pos) + binsTotal(pa.neg) > 0 !== pa.notEmpty) throw new Error('quantile sketch: empty flag disagrees');
+  if (pb.zero + binsTotal(pb.pos) + binsTotal(pb.neg) > 0 !== pb.notEmpty) throw new Error('quantile sketch: empty flag disagrees');
+  return writeSketch(Math.min(pa.min, pb.min), Math.max(pa.max, pb.max), pa.zero + pb.zero, mergeBins(pa.pos, pb.pos), mergeBins(pa.neg, pb.neg));
+}
+
+/** The key mapping every sketch shares (relative accuracy 1%). */
+const MAPPING = new DDSketch({ relativeAccuracy: QUANTILE_RELATIVE_ACCURACY }).mapping;
+/** Samples an accumulator keeps raw before it becomes a QuantileSketch. */
+const RAW_SAMPLES = 64;
+
+/**
+ * What the aggregator keeps per (value stat, minute): the samples themselves while they are
+ * few (a minute bucket between two one-second flushes usually holds a handful: ~16 bytes a
+ * sample instead of a QuantileSketch's ~2.5 KB of dense bins and objects), a QuantileSketch
+ * beyond RAW_SAMPLES. Either way `serialize()` gives the bytes a QuantileSketch fed the same
+ * samples in the same order would (per-bin sums in arrival order, so bit for bit, whatever
+ * the weights).
+ */
+export class QuantileAccumulator {
+  private values: Float64Array | null = new Float64Array(4);
+  /** null while every weight is 1. */
+  private weights: Float64Array | null = null;
+  private n = 0;
+  private sketch: QuantileSketch | null = null;
+
+  /** Adds `value` with `weight` (> 0); throws RangeError as QuantileSketch.add does. */
+  add(value: number, weight = 1): void {
+    if (!Number.isFinite(value)) throw new RangeError(`value must be finite, got ${value}`);
+    if (!(weight > 0 && weight < Infinity)) throw new RangeError(`weight must be positive, got ${weight}`);
+    if (this.sketch !== null) {
+      this.sketch.add(value, weight);
+      return;
+    }
+    let values = this.values!;
+    if (this.n === values.length) {
+      if (this.n >= RAW_SAMPLES) {
+        const s = new QuantileSketch();
+        for (let i = 0; i < this.n; i++) s.add(values[i], this.weights ? this.weights[i] : 1);
+        s.add(value, weight);
+        this.sketch = s;
+        this.values = this.weights = null;
+        return;
+      }
+      values = new Float64Array(this.n * 2);
+      values.set(this.values!);
+      this.values = values;
+      if (this.weights) {
+        const w = new Float64Array(this.n * 2);
+        w.set(this.weights);
+        this.weights = w;
+      }
+    }
+    if (weight !== 1 && this.weights === null) {
+      this.weights = new Float64Array(values.length).fill(1);
+    }
+    values[this.n] = value;
+    if (this.weights) this.weights[this.n] = weight;
+    this.n++;
+  }
+
+  serialize(): Buffer {
+    if (this.sketch !== null) return this.sketch.serialize();
+    const values = this.values!;
+    const weights = this.weights;
+    const n = this.n;
+    // Each sample's store and key, as DDSketch.accept decides them.
+    const keys = new Int32Array(n);
+    const side = new Int8Array(n); // 1 positive, -1 negative, 0 zero
+    let min = Infinity;
+    let max = -Infinity;
+    let zero = 0;
+    for (let i = 0; i < n; i++) {
+      const v = values[i];
+      if (v < min) min = v;
+      if (v > max) max = v;
+      if (v > MAPPING.minPossible) {
+        side[i] = 1;
+        keys[i] = MAPPING.key(v);
+      } else if (v < -MAPPING.minPossible) {
+        side[i] = -1;
+        keys[i] = MAPPING.key(-v);
+      } else {
+        zero += weights ? weights[i] : 1;
+      }
+    }
+    // Stable order by key within each store, so each bin sums its weights in arrival order.
+    const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => keys[x] - keys[y] || x - y);
+    const binsOf = (which: number): Bins => {
+      const out: Bins = { n: 0, keys: new Int32Array(n), counts: new Float64Array(n) };
+      for (const i of order) {
+        if (side[i] !== which) continue;
+        const w = weights ? weights[i] : 1;
+        if (out.n > 0 && out.keys[out.n - 1] === keys[i]) out.counts[out.n - 1] += w;
+        else {
+          out.keys[out.n] = keys[i];
+          out.counts[out.n++] = w;
+        }
+      }
+      return out;
+    };
+    return writeSketch(min, max, zero, binsOf(1), binsOf(-1));
   }
 }
 
