@@ -1,36 +1,92 @@
-/** One bucket of one stat: the columns of a rollup row, all commutative to merge. */
+import { KIND } from '../kit/db/schema.js';
+import { DistinctSketch } from '../kit/sketch/distinct.js';
+import { QuantileAccumulator } from '../kit/sketch/quantile.js';
+
+/**
+ * Gauge values of one bucket that are relative to the stat's value before this flush window:
+ * deltas (`+N`/`-N`) that arrived before any absolute value of the stat in the window. Each
+ * is `base + p`, p the sum of the window's deltas up to it; the flush learns `base` (the
+ * stat's latest stored value) inside its transaction. Everything the bucket needs is affine
+ * in the base: count n, sum n*base + Σp, min base + min p, max base + max p,
+ * sumsq n*base² + 2*base*Σp + Σp², last base + last p.
+ */
+export interface RelativeGauge {
+  n: number;
+  sum: number;
+  sumsq: number;
+  min: number;
+  max: number;
+  last: number;
+  lastTime: number;
+  lastSeq: number;
+}
+
+/**
+ * One bucket of one stat: the columns of a rollup row, each commutative to merge, and the
+ * bucket's sketch while it is still being fed.
+ *
+ * Per kind: counters and values (add) keep count = Σ weight, sum = Σ value*weight, min, max,
+ * sumsq = Σ value²*weight, last value by time (ties: the larger value); values also feed a
+ * quantile sketch. Gauges keep the same columns over the values the gauge took (count = how
+ * many points), last by time with ties going to the later arrival. Sets keep count = how
+ * many points, a distinct sketch of the members, zeros for sum/min/max/sumsq/last value, and
+ * the time of the latest point.
+ */
 export interface Bucket {
   statId: number;
+  /** Unix seconds of the bucket start. */
   bucket: number;
+  /** KIND of the stat; 0 for add() buckets while the aggregator cannot tell a counter from a value. */
+  kind: number;
   count: number;
   sum: number;
   min: number;
   max: number;
   sumsq: number;
   lastValue: number;
+  /** Unix milliseconds of the point behind lastValue; -Infinity while a gauge bucket holds only relative values. */
   lastTime: number;
+  /** Arrival number of the point behind lastValue (gauges: breaks ties in time). */
+  lastSeq: number;
+  quantiles: QuantileAccumulator | null;
+  distinct: DistinctSketch | null;
+  relative: RelativeGauge | null;
 }
 
-export function mergeInto(into: Bucket, from: Bucket): void {
-  into.count += from.count;
-  into.sum += from.sum;
-  if (from.min < into.min) into.min = from.min;
-  if (from.max > into.max) into.max = from.max;
-  into.sumsq += from.sumsq;
-  if (from.lastTime > into.lastTime || (from.lastTime === into.lastTime && from.lastValue > into.lastValue)) {
-    into.lastTime = from.lastTime;
-    into.lastValue = from.lastValue;
-  }
+/** A gauge's current value within one window: known, or an offset from the stored value. */
+interface GaugeHead {
+  /** An absolute value has arrived in this window: `value` is the gauge. Else `value` is p. */
+  anchored: boolean;
+  value: number;
+  /** Latest time of the points that set the head. */
+  time: number;
 }
 
 /**
- * In-memory rollups per (stat, minute). Samples are added on the request path; the
- * flusher takes everything at once with take(), which swaps in a fresh map so adding
- * never waits for a flush.
+ * In-memory rollups per (stat, minute). Samples are added on the request path; the flusher
+ * takes everything at once with take(), which swaps in a fresh map so adding never waits
+ * for a flush.
+ *
+ * add() serves counters and values alike (its signature is what the listeners call), so a
+ * bucket created by add() feeds a quantile sketch unless the stat is known to be a counter:
+ * `kinds` holds what is known (the flusher looks up the kinds of new stat ids in `stats`
+ * and records them here, and noteKind() lets a caller tell it up front). A counter's bucket
+ * made before its kind was known carries a sketch the flusher drops.
+ *
+ * Gauges (addGauge) follow Etsy statsd: an absolute value sets the gauge, a delta moves the
+ * current value, in arrival order. The current value lives here only within one flush
+ * window: a delta that arrives before any absolute value of its stat in the window is kept
+ * relative to the stat's stored value, which the flush reads (under a lock on the stat) in
+ * its own transaction. So deltas from any number of replicas add up exactly once, like
+ * INCRBY (see flusher.ts and the README's "Metric kinds and rollups").
  */
 export class Aggregator {
   private buckets = new Map<number, Bucket>();
+  private heads = new Map<number, GaugeHead>();
   private samples = 0;
+  private seq = 0;
+  /** stat id → KIND, for the stats whose kind is known. */
+  readonly kinds = new Map<number, number>();
 
   get size(): number {
     return this.buckets.size;
@@ -40,59 +96,221 @@ export class Aggregator {
     return this.samples;
   }
 
+  /** Tells the aggregator a stat's kind (optional: the flusher learns unknown ones). */
+  noteKind(statId: number, kind: number): void {
+    this.kinds.set(statId, kind);
+  }
+
+  private bucketFor(statId: number, timeMs: number, kind: number): Bucket {
+    const bucket = Math.floor(timeMs / 60_000) * 60;
+    const key = statId * 1e10 + bucket; // exact in a double: ids < 2^32, buckets < 2^33
+    let b = this.buckets.get(key);
+    if (b) return b;
+    if (kind === 0) {
+      const known = this.kinds.get(statId);
+      if (known !== undefined) kind = known;
+    }
+    b = {
+      statId,
+      bucket,
+      kind,
+      count: 0,
+      sum: 0,
+      min: Infinity,
+      max: -Infinity,
+      sumsq: 0,
+      lastValue: 0,
+      lastTime: -Infinity,
+      lastSeq: 0,
+      quantiles: kind === KIND.counter || kind === KIND.gauge || kind === KIND.set ? null : new QuantileAccumulator(),
+      distinct: kind === KIND.set ? new DistinctSketch() : null,
+      relative: null,
+    };
+    this.buckets.set(key, b);
+    return b;
+  }
+
   /**
    * A sample of `value`, seen at `timeMs`. For counters `value` is the increment and
    * `weight` the number of events it stands for (1/sample rate); for values `weight` is
-   * how many samples this one counts as.
+   * how many samples this one counts as (1/sample rate of a timer).
    */
   add(statId: number, timeMs: number, value: number, weight = 1): void {
-    const bucket = Math.floor(timeMs / 60_000) * 60;
-    const key = statId * 1e10 + bucket; // exact in a double: ids < 2^32, buckets < 2^33
-    const b = this.buckets.get(key);
+    if (!Number.isFinite(value)) throw new RangeError(`value must be finite, got ${value}`);
+    if (!(weight > 0 && weight < Infinity)) throw new RangeError(`weight must be positive, got ${weight}`);
+    const b = this.bucketFor(statId, timeMs, 0);
     this.samples++;
-    if (b) {
-      b.count += weight;
-      b.sum += value * weight;
-      if (value < b.min) b.min = value;
-      if (value > b.max) b.max = value;
-      b.sumsq += value * value * weight;
-      if (timeMs > b.lastTime || (timeMs === b.lastTime && value > b.lastValue)) {
+    b.count += weight;
+    b.sum += value * weight;
+    if (value < b.min) b.min = value;
+    if (value > b.max) b.max = value;
+    b.sumsq += value * value * weight;
+    if (timeMs > b.lastTime || (timeMs === b.lastTime && value > b.lastValue)) {
+      b.lastTime = timeMs;
+      b.lastValue = value;
+    }
+    b.quantiles?.add(value, weight);
+  }
+
+  /**
+   * A gauge point: `value` is the new value, or with `isDelta` the change to apply to the
+   * current one (statsd `+N`/`-N`), in arrival order.
+   */
+  addGauge(statId: number, timeMs: number, value: number, isDelta: boolean): void {
+    if (!Number.isFinite(value)) throw new RangeError(`value must be finite, got ${value}`);
+    const b = this.bucketFor(statId, timeMs, KIND.gauge);
+    this.samples++;
+    const seq = ++this.seq;
+    let head = this.heads.get(statId);
+    if (!head) {
+      head = { anchored: false, value: 0, time: -Infinity };
+      this.heads.set(statId, head);
+    }
+    let known: boolean;
+    let x: number;
+    if (!isDelta) {
+      known = true;
+      x = value;
+      // An absolute value becomes the current one unless it is older than what set the
+      // head (a backfilled point: it lands in its own bucket and changes nothing after it).
+      if (timeMs >= head.time) {
+        head.anchored = true;
+        head.value = value;
+        head.time = timeMs;
+      }
+    } else {
+      head.value += value;
+      if (timeMs > head.time) head.time = timeMs;
+      known = head.anchored;
+      x = head.value;
+    }
+    if (known) {
+      b.count++;
+      b.sum += x;
+      if (x < b.min) b.min = x;
+      if (x > b.max) b.max = x;
+      b.sumsq += x * x;
+      if (timeMs >= b.lastTime) {
         b.lastTime = timeMs;
-        b.lastValue = value;
+        b.lastValue = x;
+        b.lastSeq = seq;
       }
       return;
     }
-    this.buckets.set(key, {
-      statId,
-      bucket,
-      count: weight,
-      sum: value * weight,
-      min: value,
-      max: value,
-      sumsq: value * value * weight,
-      lastValue: value,
-      lastTime: timeMs,
-    });
+    const r = b.relative;
+    if (!r) {
+      b.relative = { n: 1, sum: x, sumsq: x * x, min: x, max: x, last: x, lastTime: timeMs, lastSeq: seq };
+      return;
+    }
+    r.n++;
+    r.sum += x;
+    r.sumsq += x * x;
+    if (x < r.min) r.min = x;
+    if (x > r.max) r.max = x;
+    if (timeMs >= r.lastTime) {
+      r.lastTime = timeMs;
+      r.last = x;
+      r.lastSeq = seq;
+    }
   }
 
-  /** Everything added since the last take(). */
+  /** A set point: `member` is counted once per bucket however often it comes. */
+  addSet(statId: number, timeMs: number, member: string): void {
+    if (!Number.isFinite(timeMs)) throw new RangeError(`time must be finite, got ${timeMs}`);
+    const b = this.bucketFor(statId, timeMs, KIND.set);
+    this.samples++;
+    b.count++;
+    if (timeMs > b.lastTime) b.lastTime = timeMs;
+    b.min = b.max = 0;
+    b.distinct!.add(member);
+  }
+
+  /** Everything added since the last take(); gauge heads start over (the flush writes them). */
   take(): Bucket[] {
     const out = [...this.buckets.values()];
     this.buckets = new Map();
+    this.heads = new Map();
     this.samples = 0;
     return out;
   }
 }
 
-/** Rolls minute buckets up into buckets of `seconds` (3600, 86400). */
-export function rollUp(minutes: Bucket[], seconds: number): Bucket[] {
-  const out = new Map<number, Bucket>();
-  for (const m of minutes) {
-    const bucket = Math.floor(m.bucket / seconds) * seconds;
-    const key = m.statId * 1e10 + bucket;
-    const b = out.get(key);
-    if (b) mergeInto(b, m);
-    else out.set(key, { ...m, bucket });
+/** Merges gauge bucket `from` into `into` (same stat): sums add, last by (time, arrival). */
+export function mergeGaugeInto(into: Bucket, from: Bucket): void {
+  if (from.count > 0) {
+    into.count += from.count;
+    into.sum += from.sum;
+    into.sumsq += from.sumsq;
+    if (from.min < into.min) into.min = from.min;
+    if (from.max > into.max) into.max = from.max;
+    if (from.lastTime > into.lastTime || (from.lastTime === into.lastTime && from.lastSeq > into.lastSeq)) {
+      into.lastTime = from.lastTime;
+      into.lastValue = from.lastValue;
+      into.lastSeq = from.lastSeq;
+    }
   }
-  return [...out.values()];
+  const fr = from.relative;
+  if (!fr) return;
+  const r = into.relative;
+  if (!r) {
+    into.relative = { ...fr };
+    return;
+  }
+  r.n += fr.n;
+  r.sum += fr.sum;
+  r.sumsq += fr.sumsq;
+  if (fr.min < r.min) r.min = fr.min;
+  if (fr.max > r.max) r.max = fr.max;
+  if (fr.lastTime > r.lastTime || (fr.lastTime === r.lastTime && fr.lastSeq > r.lastSeq)) {
+    r.lastTime = fr.lastTime;
+    r.last = fr.last;
+    r.lastSeq = fr.lastSeq;
+  }
+}
+
+/**
+ * Gauge buckets of one stat with their relative values made absolute, given the stat's
+ * stored value `base` at `baseTime` (unix ms; -Infinity when the stat has none, base 0).
+ *
+ * The window these buckets come from applied its deltas to that value, so it happened after
+ * it: any point of the window stamped at or before baseTime (another replica's clock ahead,
+ * or its later points committed first) is moved to baseTime + 1 ms, with its bucket. That
+ * keeps the result the latest value, so the next window's deltas build on it and no
+ * replica's deltas are lost.
+ */
+export function resolveGauges(buckets: readonly Bucket[], base: number, baseTime: number): Bucket[] {
+  const after = baseTime + 1;
+  const byBucket = new Map<number, Bucket>();
+  for (const src of buckets) {
+    const b: Bucket = { ...src, relative: src.relative ? { ...src.relative } : null };
+    if (Number.isFinite(after)) {
+      if ((b.bucket + 60) * 1000 <= after) b.bucket = Math.floor(after / 60_000) * 60;
+      if (b.bucket * 1000 <= after && after < (b.bucket + 60) * 1000) {
+        if (b.count > 0 && b.lastTime < after) b.lastTime = after;
+        if (b.relative && b.relative.lastTime < after) b.relative.lastTime = after;
+      }
+    }
+    const have = byBucket.get(b.bucket);
+    if (have) mergeGaugeInto(have, b);
+    else byBucket.set(b.bucket, b);
+  }
+  const out: Bucket[] = [];
+  for (const b of byBucket.values()) {
+    const r = b.relative;
+    if (r) {
+      b.count += r.n;
+      b.sum += r.n * base + r.sum;
+      b.sumsq += r.n * base * base + 2 * base * r.sum + r.sumsq;
+      if (base + r.min < b.min) b.min = base + r.min;
+      if (base + r.max > b.max) b.max = base + r.max;
+      if (r.lastTime > b.lastTime || (r.lastTime === b.lastTime && r.lastSeq > b.lastSeq)) {
+        b.lastTime = r.lastTime;
+        b.lastValue = base + r.last;
+        b.lastSeq = r.lastSeq;
+      }
+      b.relative = null;
+    }
+    out.push(b);
+  }
+  return out;
 }

@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { Pool, PoolConnection, ResultSetHeader } from 'mysql2/promise';
+import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { KIND } from '../kit/db/schema.js';
 import type { Logger } from '../kit/log.js';
-import { rollUp, type Bucket, type Aggregator } from './aggregator.js';
+import { mergeSerializedDistinct } from '../kit/sketch/distinct.js';
+import { mergeSerializedQuantiles } from '../kit/sketch/quantile.js';
+import { resolveGauges, type Aggregator, type Bucket } from './aggregator.js';
 
 const TABLES = [
   { table: 'rollups_1m', seconds: 60 },
@@ -10,8 +13,20 @@ const TABLES = [
   { table: 'rollups_1d', seconds: 86400 },
 ] as const;
 
-/** Rows per INSERT statement: large enough to amortise round trips, small enough for max_allowed_packet. */
-const ROWS_PER_STATEMENT = 2000;
+/** Rows per SELECT of stored sketches, and at most this many sketch bytes (max_allowed_packet is 16 MB by default). */
+const ROWS_PER_CHUNK = 2000;
+const SKETCH_BYTES_PER_CHUNK = 4_000_000;
+/** Ids per `IN (...)` of the kind and gauge lookups. */
+const IDS_PER_STATEMENT = 5000;
+/** Rows per prepared statement: a power of two, so a statement of any length is a few shapes. */
+const MAX_PREPARED_ROWS = 1024;
+/** Pending sketch rows folded per sweep transaction. */
+const SWEEP_ROWS = 2000;
+
+/** How long a pending sketch row collects contributions before a flush folds it into the rollups. */
+export const DEFAULT_FOLD_AFTER_SEC = 10;
+
+const COLUMNS = 'stat_id, bucket, count, sum, min, max, sumsq, last_value, last_time';
 
 // Assignment order matters: MySQL evaluates left to right with the updated values, so
 // last_value is decided before last_time moves.
@@ -24,10 +39,194 @@ const UPSERT_TAIL = `ON DUPLICATE KEY UPDATE
   last_value = IF(VALUES(last_time) > last_time OR (VALUES(last_time) = last_time AND VALUES(last_value) > last_value), VALUES(last_value), last_value),
   last_time = GREATEST(last_time, VALUES(last_time))`;
 
+/** A sketch's format, from its stat's kind; stored in pending_sketches.format. */
+export const SketchFormat = { quantile: 1, distinct: 2 } as const;
+export type SketchFormat = (typeof SketchFormat)[keyof typeof SketchFormat];
+
+/** A rollup row as written: the bucket's columns, and for value and set stats its sketch, serialized. */
+export interface RollupRow {
+  statId: number;
+  bucket: number;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+  sumsq: number;
+  lastValue: number;
+  lastTime: number;
+  format: SketchFormat | 0;
+  sketch: Buffer | null;
+}
+
+/** A sketch on its way into one rollup row. */
+interface SketchPart {
+  statId: number;
+  bucket: number;
+  format: SketchFormat;
+  sketch: Buffer;
+}
+
+/** The merge of two serialized sketches of one format (commutative, byte for byte). */
+function mergeSketches(format: SketchFormat, a: Uint8Array, b: Uint8Array): Buffer {
+  return format === SketchFormat.quantile ? mergeSerializedQuantiles(a, b) : mergeSerializedDistinct(a, b);
+}
+
+/** Rolls minute rows up into rows of `seconds` (3600, 86400): the upsert's rules, in memory. */
+export function rollUpRows(minutes: readonly RollupRow[], seconds: number): RollupRow[] {
+  const out = new Map<number, RollupRow>();
+  for (const m of minutes) {
+    const bucket = Math.floor(m.bucket / seconds) * seconds;
+    const key = m.statId * 1e10 + bucket;
+    const r = out.get(key);
+    if (!r) {
+      out.set(key, { ...m, bucket, sketch: null });
+      continue;
+    }
+    r.count += m.count;
+    r.sum += m.sum;
+    if (m.min < r.min) r.min = m.min;
+    if (m.max > r.max) r.max = m.max;
+    r.sumsq += m.sumsq;
+    if (m.lastTime > r.lastTime || (m.lastTime === r.lastTime && m.lastValue > r.lastValue)) {
+      r.lastTime = m.lastTime;
+      r.lastValue = m.lastValue;
+    }
+  }
+  return [...out.values()];
+}
+
+/** Sketch parts of minutes, merged per row of a table with buckets of `seconds`. */
+function partsFor(parts: readonly SketchPart[], seconds: number): SketchPart[] {
+  const out = new Map<number, SketchPart>();
+  for (const p of parts) {
+    const bucket = Math.floor(p.bucket / seconds) * seconds;
+    const key = p.statId * 1e10 + bucket;
+    const have = out.get(key);
+    if (have) have.sketch = mergeSketches(p.format, have.sketch, p.sketch);
+    else out.set(key, { ...p, bucket });
+  }
+  return [...out.values()].sort(byKey);
+}
+
+const byKey = (a: { statId: number; bucket: number }, b: { statId: number; bucket: number }) => a.statId - b.statId || a.bucket - b.bucket;
+
+function rowOf(b: Bucket, format: SketchFormat | 0, sketch: Buffer | null): RollupRow {
+  return {
+    statId: b.statId,
+    bucket: b.bucket,
+    count: b.count,
+    sum: b.sum,
+    min: b.min,
+    max: b.max,
+    sumsq: b.sumsq,
+    lastValue: b.lastValue,
+    lastTime: b.lastTime,
+    format,
+    sketch,
+  };
+}
+
 interface PendingFlush {
   id: string;
-  minutes: Bucket[];
   samples: number;
+  /** What the aggregator handed over; dropped once prepared. */
+  buckets: Bucket[] | null;
+  /** Rows that need nothing from MySQL. */
+  rows: RollupRow[];
+  /** Gauge buckets with values relative to the stored value, by stat: resolved in each attempt's transaction. */
+  relative: Map<number, Bucket[]>;
+}
+
+/** Splits keyed items with sketches into chunks of at most ROWS_PER_CHUNK rows and SKETCH_BYTES_PER_CHUNK bytes. */
+function* chunks<T extends { sketch: Buffer | null }>(rows: readonly T[]): Generator<T[]> {
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < rows.length; i++) {
+    const n = rows[i].sketch?.length ?? 0;
+    if (i > start && (i - start >= ROWS_PER_CHUNK || bytes + n > SKETCH_BYTES_PER_CHUNK)) {
+      yield rows.slice(start, i);
+      start = i;
+      bytes = 0;
+    }
+    bytes += n;
+  }
+  if (start < rows.length) yield rows.slice(start);
+}
+
+const marksCache = new Map<string, string>();
+function marks(rows: number, cols: number): string {
+  const k = `${rows}x${cols}`;
+  let m = marksCache.get(k);
+  if (m === undefined) {
+    const one = `(${new Array<string>(cols).fill('?').join(',')})`;
+    marksCache.set(k, (m = new Array<string>(rows).fill(one).join(',')));
+  }
+  return m;
+}
+
+/**
+ * `head VALUES (...), ... tail` for `count` rows of `cols` values each (`fill(i, out)`
+ * pushes row i's values), in order, as prepared statements (the binary protocol: doubles
+ * and sketches travel as bytes, not as text the server parses) of 1024 rows, then of the
+ * powers of two that make up the rest, so every statement has one of 11 shapes and its
+ * prepared form is reused. Parameters are built per statement, never for all rows at once.
+ * `onDuplicate`, if given, gets the row range [from, to) of a statement that failed on a
+ * duplicate key (InnoDB rolled back just that statement).
+ */
+async function insertRows(
+  conn: PoolConnection,
+  head: string,
+  tail: string,
+  cols: number,
+  count: number,
+  fill: (i: number, out: unknown[]) => void,
+  onDuplicate?: (from: number, to: number) => Promise<void>,
+): Promise<void> {
+  let i = 0;
+  while (i < count) {
+    const left = count - i;
+    const n = left >= MAX_PREPARED_ROWS ? MAX_PREPARED_ROWS : 2 ** Math.floor(Math.log2(left));
+    const params: unknown[] = [];
+    for (let j = i; j < i + n; j++) fill(j, params);
+    try {
+      await conn.execute(`${head} VALUES ${marks(n, cols)} ${tail}`, params as never);
+    } catch (err) {
+      if (!onDuplicate || (err as { code?: string }).code !== 'ER_DUP_ENTRY') throw err;
+      await onDuplicate(i, i + n);
+    }
+    i += n;
+  }
+}
+
+/** insertRows of already flat values. */
+function insertFlat(conn: PoolConnection, head: string, tail: string, cols: number, flat: readonly unknown[], onDuplicate?: (from: number, to: number) => Promise<void>): Promise<void> {
+  return insertRows(conn, head, tail, cols, flat.length / cols, (i, out) => {
+    for (let k = i * cols; k < (i + 1) * cols; k++) out.push(flat[k]);
+  }, onDuplicate);
+}
+
+function upsertNumeric(conn: PoolConnection, table: string, rows: readonly RollupRow[]): Promise<void> {
+  return insertRows(conn, `INSERT INTO ${table} (${COLUMNS})`, UPSERT_TAIL, 9, rows.length, (i, out) => {
+    const r = rows[i];
+    out.push(r.statId, r.bucket, r.count, r.sum, r.min, r.max, r.sumsq, r.lastValue, r.lastTime);
+  });
+}
+
+/** `(bucket = ? AND stat_id IN (?)) OR ...` over the keys, with its parameters (for query(), which expands arrays). */
+function keysWhere(keys: readonly { statId: number; bucket: number }[]): [string, unknown[]] {
+  const byBucket = new Map<number, number[]>();
+  for (const k of keys) {
+    let ids = byBucket.get(k.bucket);
+    if (!ids) byBucket.set(k.bucket, (ids = []));
+    ids.push(k.statId);
+  }
+  const where: string[] = [];
+  const params: unknown[] = [];
+  for (const [bucket, ids] of byBucket) {
+    where.push('(bucket = ? AND stat_id IN (?))');
+    params.push(bucket, ids);
+  }
+  return [where.join(' OR '), params];
 }
 
 /**
@@ -35,6 +234,26 @@ interface PendingFlush {
  * also inserts its flush id; a flush that failed (even after a commit whose reply was
  * lost) is retried with the same id and the same rows, so it is applied exactly once.
  * New samples keep accumulating in the aggregator meanwhile and go out in the next flush.
+ *
+ * In the transaction (READ COMMITTED: no gap locks, and every plain read sees the latest
+ * commit), in this order, which every flush and every sweep follows, so two replicas wait
+ * for each other's locks but do not deadlock on them:
+ * 1. the flush id (a retried flush that finds it committed does nothing else);
+ * 2. gauges with deltas relative to the stored value: their `stats` rows locked FOR UPDATE
+ *    (two replicas' deltas to one gauge apply one after the other), the latest stored value
+ *    read, the deltas resolved on top of it (aggregator.ts, resolveGauges);
+ * 3. sketches (value and set stats), into pending_sketches, one row per (stat, minute)
+ *    shared by the replicas: read FOR UPDATE, merged, written back. A row that has
+ *    collected for `foldAfterSec` is instead folded: its sketch, merged with this flush's,
+ *    goes to step 4 and the row is deleted. So the big hour and day sketches are rewritten
+ *    about once per fold delay, not on every flush;
+ * 4. per table (1m, 1h, 1d), rows sorted by key: the numeric columns as multi-row upserts
+ *    whose every column merges commutatively; then the folded sketches, read-merge-write
+ *    under the row lock the upsert took.
+ * Sketch merges are commutative byte for byte, so the order replicas commit in does not
+ * change any result. A pending row no flush touches any more (the stat went quiet, or its
+ * replica stopped) is folded by sweep(), which runs after each flush on every replica and
+ * skips rows another transaction holds.
  */
 export class RollupFlusher {
   private pending: PendingFlush | undefined;
@@ -43,8 +262,14 @@ export class RollupFlusher {
   private readonly flushSeconds: Histogram;
   private readonly flushFailures: Counter;
   private readonly flushedRows: Counter;
+  private readonly sketchRaces: Counter;
+  private readonly folded: Counter;
+  /** Seconds a pending sketch row collects before it is folded into the rollups. */
+  foldAfterSec = DEFAULT_FOLD_AFTER_SEC;
   /** Test hook: runs after COMMIT and before the flush counts as done. */
   afterCommit: (() => void) | undefined;
+  /** Test hook: runs after a chunk's pending sketches are read, before the new ones are inserted. */
+  beforeFreshPending: (() => Promise<void>) | undefined;
 
   constructor(
     private readonly pool: Pool,
@@ -52,14 +277,26 @@ export class RollupFlusher {
     private readonly instance: string,
     private readonly log: Logger,
     metrics: Registry,
+    /** Unix milliseconds (the fold delay is measured with it). */
+    private readonly now: () => number = Date.now,
   ) {
-    this.flushSeconds = new Histogram({ name: 'osprey_flush_seconds', help: 'Time to write one flush to MySQL', registers: [metrics], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] });
+    this.flushSeconds = new Histogram({ name: 'osprey_flush_seconds', help: 'Time to write one flush to MySQL', registers: [metrics], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
     this.flushFailures = new Counter({ name: 'osprey_flush_failures_total', help: 'Flushes that failed and will be retried', registers: [metrics] });
     this.flushedRows = new Counter({ name: 'osprey_flushed_rows_total', help: 'Rollup rows written', labelNames: ['table'], registers: [metrics] });
+    this.sketchRaces = new Counter({
+      name: 'osprey_flush_sketch_races_total',
+      help: 'Pending sketch rows another replica inserted between our read and our insert (merged on the slow path)',
+      registers: [metrics],
+    });
+    this.folded = new Counter({ name: 'osprey_sketches_folded_total', help: 'Pending sketch rows folded into the rollups', labelNames: ['by'], registers: [metrics] });
   }
 
   start(intervalMs: number): void {
-    this.timer = setInterval(() => void this.flush().catch(() => {}), intervalMs);
+    // A tick that finds a flush running skips: flushes never queue up behind a slow one
+    // (the next one takes everything that accumulated meanwhile).
+    this.timer = setInterval(() => {
+      if (!this.running) void this.flush().then(() => this.sweep()).catch(() => {});
+    }, intervalMs);
     this.timer.unref();
   }
 
@@ -77,17 +314,34 @@ export class RollupFlusher {
     return this.running;
   }
 
-  /** Flushes until nothing is left, retrying failures, for shutdown. */
+  /** Flushes until nothing is left, retrying failures, then folds every pending sketch it can, for shutdown. */
   async flushAll(deadlineMs: number): Promise<void> {
     const until = Date.now() + deadlineMs;
     for (;;) {
       try {
         await this.flush();
-        if (!this.pending && this.aggregator.size === 0) return;
+        if (!this.pending && this.aggregator.size === 0) break;
       } catch (err) {
         if (Date.now() > until) throw err;
         await new Promise((r) => setTimeout(r, 200));
       }
+    }
+    // Folding is not needed for durability (pending rows are in MySQL, and any replica
+    // folds them), only so the rollups' sketches are complete when every replica stops.
+    try {
+      await this.foldAll();
+    } catch (err) {
+      this.log.warn({ err }, 'could not fold the pending sketches at shutdown; another replica or the next start will');
+    }
+  }
+
+  /** Folds every pending sketch row no other transaction holds, whatever its age. */
+  async foldAll(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await this.sweep(Infinity);
+      total += n;
+      if (n < SWEEP_ROWS) return total;
     }
   }
 
@@ -95,26 +349,69 @@ export class RollupFlusher {
     if (!this.pending) {
       if (this.aggregator.size === 0) return;
       const samples = this.aggregator.pendingSamples;
-      this.pending = { id: randomUUID(), minutes: this.aggregator.take(), samples };
+      this.pending = { id: randomUUID(), samples, buckets: this.aggregator.take(), rows: [], relative: new Map() };
     }
     const flush = this.pending;
     const end = this.flushSeconds.startTimer();
     try {
+      if (flush.buckets) await this.prepare(flush);
       const applied = await this.write(flush);
       this.pending = undefined;
       end();
       if (!applied) this.log.info({ flushId: flush.id }, 'flush was already committed; retry skipped');
     } catch (err) {
       this.flushFailures.inc();
-      this.log.warn({ err, flushId: flush.id, rows: flush.minutes.length }, 'flush failed; will retry with the same id');
+      this.log.warn({ err, flushId: flush.id, rows: flush.rows.length }, 'flush failed; will retry with the same id');
       throw err;
     }
+  }
+
+  /**
+   * Turns the taken buckets into rows once (sketches serialized), so every attempt writes
+   * the same thing. Learns the kinds of add() buckets' stats first: a counter's bucket
+   * drops the sketch it carried while its kind was unknown.
+   */
+  private async prepare(flush: PendingFlush): Promise<void> {
+    const buckets = flush.buckets!;
+    const kinds = this.aggregator.kinds;
+    const unknown = new Set<number>();
+    for (const b of buckets) if (b.kind === 0 && !kinds.has(b.statId)) unknown.add(b.statId);
+    if (unknown.size > 0) {
+      const ids = [...unknown];
+      for (let i = 0; i < ids.length; i += IDS_PER_STATEMENT) {
+        const [found] = await this.pool.query<RowDataPacket[]>('SELECT id, kind FROM stats WHERE id IN (?)', [ids.slice(i, i + IDS_PER_STATEMENT)]);
+        for (const r of found) this.aggregator.noteKind(Number(r.id), Number(r.kind));
+      }
+    }
+    const rows: RollupRow[] = [];
+    for (const b of buckets) {
+      // A stat id that is not in `stats` (purged from the trash meanwhile) keeps its sketch.
+      const kind = b.kind || kinds.get(b.statId) || KIND.value;
+      if (kind === KIND.gauge) {
+        if (b.relative) {
+          let list = flush.relative.get(b.statId);
+          if (!list) flush.relative.set(b.statId, (list = []));
+          list.push(b);
+        } else {
+          rows.push(rowOf(b, 0, null));
+        }
+      } else if (kind === KIND.set) {
+        rows.push(b.distinct ? rowOf(b, SketchFormat.distinct, b.distinct.serialize()) : rowOf(b, 0, null));
+      } else if (kind === KIND.counter || !b.quantiles) {
+        rows.push(rowOf(b, 0, null));
+      } else {
+        rows.push(rowOf(b, SketchFormat.quantile, b.quantiles.serialize()));
+      }
+    }
+    flush.rows = rows;
+    flush.buckets = null;
   }
 
   /** One transaction; false when this flush id had already been committed. */
   private async write(flush: PendingFlush): Promise<boolean> {
     const conn: PoolConnection = await this.pool.getConnection();
     try {
+      await conn.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
       await conn.beginTransaction();
       const [res] = await conn.query<ResultSetHeader>(
         'INSERT IGNORE INTO flushes (id, instance, points) VALUES (?, ?, ?)',
@@ -124,21 +421,22 @@ export class RollupFlusher {
         await conn.rollback();
         return false;
       }
+      const minutes = flush.relative.size > 0 ? [...flush.rows, ...(await this.resolveRelative(conn, flush.relative))] : flush.rows;
+      const sketched: SketchPart[] = [];
+      for (const r of minutes) if (r.sketch) sketched.push({ statId: r.statId, bucket: r.bucket, format: r.format as SketchFormat, sketch: r.sketch });
+      sketched.sort(byKey);
+      const folded = await this.stagePending(conn, sketched);
       for (const { table, seconds } of TABLES) {
-        const rows = seconds === 60 ? flush.minutes : rollUp(flush.minutes, seconds);
+        const rows = seconds === 60 ? minutes.slice() : rollUpRows(minutes, seconds);
         // Sorted by key so concurrent flushes from two replicas lock rows in the same
         // order and cannot deadlock each other.
-        rows.sort((a, b) => a.statId - b.statId || a.bucket - b.bucket);
-        for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
-          const chunk = rows.slice(i, i + ROWS_PER_STATEMENT);
-          await conn.query(
-            `INSERT INTO ${table} (stat_id, bucket, count, sum, min, max, sumsq, last_value, last_time) VALUES ? ${UPSERT_TAIL}`,
-            [chunk.map((b) => [b.statId, b.bucket, b.count, b.sum, b.min, b.max, b.sumsq, b.lastValue, b.lastTime])],
-          );
-        }
+        rows.sort(byKey);
+        await upsertNumeric(conn, table, rows);
+        if (folded.length > 0) await applySketches(conn, table, partsFor(folded, seconds));
         this.flushedRows.inc({ table }, rows.length);
       }
       await conn.commit();
+      if (folded.length > 0) this.folded.inc({ by: 'flush' }, folded.length);
       this.afterCommit?.();
       return true;
     } catch (err) {
@@ -147,5 +445,156 @@ export class RollupFlusher {
     } finally {
       conn.release();
     }
+  }
+
+  /**
+   * Merges the flush's minute sketches into pending_sketches (sorted by key). Returns the
+   * sketches to fold into the rollups now: those whose pending row had collected for
+   * foldAfterSec, merged with this flush's part; their rows are deleted.
+   */
+  private async stagePending(conn: PoolConnection, parts: readonly SketchPart[]): Promise<SketchPart[]> {
+    const nowSec = Math.floor(this.now() / 1000);
+    const foldBefore = nowSec - this.foldAfterSec;
+    const fold: SketchPart[] = [];
+    for (const chunk of chunks(parts)) {
+      const [where, params] = keysWhere(chunk);
+      const [found] = await conn.query<RowDataPacket[]>(`SELECT stat_id, bucket, since, sketch FROM pending_sketches WHERE ${where} FOR UPDATE`, params);
+      const stored = new Map<number, { since: number; sketch: Buffer }>();
+      for (const f of found) stored.set(Number(f.stat_id) * 1e10 + Number(f.bucket), { since: Number(f.since), sketch: f.sketch as Buffer });
+      const update: unknown[] = [];
+      const fresh: SketchPart[] = [];
+      const gone: SketchPart[] = [];
+      for (const p of chunk) {
+        const old = stored.get(p.statId * 1e10 + p.bucket);
+        if (!old) {
+          fresh.push(p);
+          continue;
+        }
+        const merged = mergeSketches(p.format, old.sketch, p.sketch);
+        if (old.since <= foldBefore) {
+          fold.push({ ...p, sketch: merged });
+          gone.push(p);
+        } else {
+          update.push(p.statId, p.bucket, p.format, old.since, merged);
+        }
+      }
+      if (gone.length > 0) {
+        const [w, ps] = keysWhere(gone);
+        await conn.query(`DELETE FROM pending_sketches WHERE ${w}`, ps);
+      }
+      const head = 'INSERT INTO pending_sketches (stat_id, bucket, format, since, sketch)';
+      await insertFlat(conn, head, 'ON DUPLICATE KEY UPDATE sketch = VALUES(sketch)', 5, update);
+      if (fresh.length === 0) continue;
+      await this.beforeFreshPending?.();
+      const flat: unknown[] = [];
+      for (const p of fresh) flat.push(p.statId, p.bucket, p.format, nowSec, p.sketch);
+      await insertFlat(conn, head, '', 5, flat, async (from, to) => {
+        // Another replica inserted some of these rows since our read: they exist now, so
+        // read them under lock and merge, as above.
+        this.sketchRaces.inc();
+        const raced = fresh.slice(from, to);
+        const [w, ps] = keysWhere(raced);
+        const [now] = await conn.query<RowDataPacket[]>(`SELECT stat_id, bucket, sketch FROM pending_sketches WHERE ${w} FOR UPDATE`, ps);
+        const have = new Map<number, Buffer>();
+        for (const f of now) have.set(Number(f.stat_id) * 1e10 + Number(f.bucket), f.sketch as Buffer);
+        const again: unknown[] = [];
+        for (const p of raced) {
+          const old = have.get(p.statId * 1e10 + p.bucket);
+          again.push(p.statId, p.bucket, p.format, nowSec, old ? mergeSketches(p.format, old, p.sketch) : p.sketch);
+        }
+        await insertFlat(conn, head, 'ON DUPLICATE KEY UPDATE sketch = VALUES(sketch)', 5, again);
+      });
+    }
+    return fold;
+  }
+
+  /**
+   * Folds pending sketch rows at least `foldAfterSec` old (all of them with Infinity) that
+   * no other transaction holds, up to SWEEP_ROWS, in one transaction; returns how many.
+   * The rows a running flush holds are skipped: that flush folds or extends them itself.
+   */
+  async sweep(olderThanSec = this.foldAfterSec): Promise<number> {
+    const conn: PoolConnection = await this.pool.getConnection();
+    try {
+      await conn.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
+      await conn.beginTransaction();
+      const cutoff = Number.isFinite(olderThanSec) ? Math.floor(this.now() / 1000) - olderThanSec : 2 ** 32;
+      const [found] = await conn.query<RowDataPacket[]>(
+        'SELECT stat_id, bucket, format, sketch FROM pending_sketches WHERE since <= ? ORDER BY stat_id, bucket LIMIT ? FOR UPDATE SKIP LOCKED',
+        [cutoff, SWEEP_ROWS],
+      );
+      if (found.length === 0) {
+        await conn.commit();
+        return 0;
+      }
+      const parts: SketchPart[] = found.map((f) => ({ statId: Number(f.stat_id), bucket: Number(f.bucket), format: Number(f.format) as SketchFormat, sketch: f.sketch as Buffer }));
+      const [w, ps] = keysWhere(parts);
+      await conn.query(`DELETE FROM pending_sketches WHERE ${w}`, ps);
+      for (const { table, seconds } of TABLES) await applySketches(conn, table, partsFor(parts, seconds));
+      await conn.commit();
+      this.folded.inc({ by: 'sweep' }, parts.length);
+      return parts.length;
+    } catch (err) {
+      await conn.rollback().catch(() => {});
+      throw err;
+    } finally {
+      conn.release();
+    }
+  }
+
+  /**
+   * Gauge deltas that arrived before any absolute value in their window, applied to each
+   * stat's latest stored value (0 when it has none). The stats rows are locked first, in id
+   * order, so a concurrent flush with deltas for the same gauge waits for this one and then
+   * reads its result. The latest value is the last value of the stat's latest 1d row (the
+   * latest day holds the latest point).
+   */
+  private async resolveRelative(conn: PoolConnection, relative: Map<number, Bucket[]>): Promise<RollupRow[]> {
+    const ids = [...relative.keys()].sort((a, b) => a - b);
+    const base = new Map<number, { value: number; time: number }>();
+    for (let i = 0; i < ids.length; i += IDS_PER_STATEMENT) {
+      const part = ids.slice(i, i + IDS_PER_STATEMENT);
+      await conn.query('SELECT id FROM stats WHERE id IN (?) ORDER BY id FOR UPDATE', [part]);
+      const [rows] = await conn.query<RowDataPacket[]>(
+        `SELECT r.stat_id, r.last_value, r.last_time FROM rollups_1d r
+         JOIN (SELECT stat_id, MAX(bucket) AS b FROM rollups_1d WHERE stat_id IN (?) GROUP BY stat_id) m
+           ON m.stat_id = r.stat_id AND m.b = r.bucket`,
+        [part],
+      );
+      for (const r of rows) base.set(Number(r.stat_id), { value: Number(r.last_value), time: Number(r.last_time) });
+    }
+    const out: RollupRow[] = [];
+    for (const [statId, buckets] of relative) {
+      const b = base.get(statId);
+      for (const g of resolveGauges(buckets, b?.value ?? 0, b?.time ?? -Infinity)) out.push(rowOf(g, 0, null));
+    }
+    return out;
+  }
+}
+
+/**
+ * Merges folded sketch parts (sorted by key, one per row) into one table's sketch column:
+ * per chunk, the stored sketches read FOR UPDATE and the merged ones written back in
+ * multi-row statements. The rows exist (the flush that staged a part upserted its rows in
+ * the same transaction); a sketch the merge leaves unchanged (a set whose members were all
+ * seen) is not rewritten.
+ */
+async function applySketches(conn: PoolConnection, table: string, parts: readonly SketchPart[]): Promise<void> {
+  for (const chunk of chunks(parts)) {
+    const [where, params] = keysWhere(chunk);
+    const [found] = await conn.query<RowDataPacket[]>(`SELECT stat_id, bucket, sketch FROM ${table} WHERE ${where} FOR UPDATE`, params);
+    const stored = new Map<number, Buffer | null>();
+    for (const f of found) stored.set(Number(f.stat_id) * 1e10 + Number(f.bucket), (f.sketch as Buffer | null) ?? null);
+    const flat: unknown[] = [];
+    for (const p of chunk) {
+      const key = p.statId * 1e10 + p.bucket;
+      if (!stored.has(key)) continue; // deleted meanwhile (retention): nothing to add to
+      const old = stored.get(key);
+      const merged = old ? mergeSketches(p.format, old, p.sketch) : p.sketch;
+      if (old && merged.equals(old)) continue;
+      // The numeric values only fill the INSERT's columns: the row exists, only its sketch changes.
+      flat.push(p.statId, p.bucket, 0, 0, 0, 0, 0, 0, 0, merged);
+    }
+    await insertFlat(conn, `INSERT INTO ${table} (${COLUMNS}, sketch)`, 'ON DUPLICATE KEY UPDATE sketch = VALUES(sketch)', 10, flat);
   }
 }

@@ -93,6 +93,32 @@ describe('IngestService.Record', () => {
     ]);
   });
 
+  it('takes gauge points: the last value by time, one kind per name as for counters and values', async () => {
+    const account = await createAccount(tdb.database.pool, 'a@example.com');
+    const r = await startIngest();
+    const c = clientFor(r);
+    const t = Math.floor(Date.now() / 1000);
+    const res = await c.record({
+      points: [
+        { accountId: account.id, stat: 'queue', kind: MetricKind.GAUGE, number: 7, unixTime: t - 1 },
+        { accountId: account.id, stat: 'queue', kind: MetricKind.GAUGE, number: 3, unixTime: t },
+        { accountId: account.id, stat: 'queue', kind: MetricKind.GAUGE, number: 9, unixTime: t - 2 },
+        { accountId: account.id, stat: 'queue', kind: MetricKind.COUNTER, number: 1 },
+        { accountId: account.id, stat: 'members', kind: MetricKind.SET, number: 1 },
+      ],
+    });
+    expect(res.errors.map((e) => [e.index, e.message])).toEqual([
+      [4, 'kind must be counter, value or gauge, got SET'],
+      [3, 'stat "queue" is a gauge, not a counter'],
+    ]);
+    expect(res.accepted).toBe(3);
+    await r.flusher.flush();
+    const [row] = await tdb.database.pool.query<RowDataPacket[]>(
+      "SELECT r.count, r.min, r.max, r.last_value, r.sketch FROM rollups_1d r JOIN stats s ON s.id = r.stat_id WHERE s.name = 'queue'",
+    );
+    expect({ ...row[0] }).toEqual({ count: 3, min: 3, max: 9, last_value: 3, sketch: null });
+  });
+
   it('needs the service token', async () => {
     const r = await startIngest();
     const bare = createClient(IngestService, createConnectTransport({ baseUrl: `http://${r.address}`, httpVersion: '2' }));

@@ -7,7 +7,11 @@ export function validatePoint(p: Point, nowMs: number, maxAgeSec: number, maxFut
   if (p.accountId === 0) return 'account_id is required';
   if (p.stat.length === 0) return 'stat name is empty';
   if (p.stat.length > MAX_STAT_NAME) return `stat name is longer than ${MAX_STAT_NAME} characters`;
-  if (p.kind !== MetricKind.COUNTER && p.kind !== MetricKind.VALUE) return `kind must be counter or value, got ${MetricKind[p.kind] ?? p.kind}`;
+  // Sets have members, not numbers, so they come through statsd only; gauges come as
+  // absolute values (a delta would need the caller to say so).
+  if (p.kind !== MetricKind.COUNTER && p.kind !== MetricKind.VALUE && p.kind !== MetricKind.GAUGE) {
+    return `kind must be counter, value or gauge, got ${MetricKind[p.kind] ?? p.kind}`;
+  }
   if (!Number.isFinite(p.number)) return `number must be finite, got ${p.number}`;
   if (p.unixTime !== 0) {
     const nowSec = nowMs / 1000;

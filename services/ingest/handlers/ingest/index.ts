@@ -72,7 +72,9 @@ function aggregate(deps: IngestHandlerDeps, req: RecordRequest, stats: (Resolved
       errors.push({ $typeName: 'osprey.v1.PointError', index, message: `stat "${p.stat}" is a ${MetricKind[stat.kind].toLowerCase()}, not a ${MetricKind[p.kind].toLowerCase()}` });
       continue;
     }
-    deps.aggregator.add(stat.id, p.unixTime ? p.unixTime * 1000 : nowMs, p.number);
+    const timeMs = p.unixTime ? p.unixTime * 1000 : nowMs;
+    if (stat.kind === MetricKind.GAUGE) deps.aggregator.addGauge(stat.id, timeMs, p.number, false);
+    else deps.aggregator.add(stat.id, timeMs, p.number);
     accepted++;
   }
   return { $typeName: 'osprey.v1.RecordResponse', accepted, errors };
