@@ -8,9 +8,14 @@ import { MetricKind } from '../../gen/osprey/v1/ingest_pb.js';
 import { createAccount } from '../kit/accounts.js';
 import { connectDatabase } from '../kit/db/client.js';
 import { createMetrics } from '../kit/metrics.js';
+import { Aggregator } from '../ingest/aggregator.js';
+import { RollupFlusher } from '../ingest/flusher.js';
+import { Registry } from 'prom-client';
 import { createBalancedClient } from '../kit/rpc/client.js';
 import { createTestDatabase, testBaseConfig, TEST_SERVICE_TOKEN, type TestDatabase } from '../kit/testing/db.js';
 import { build, type GraphingReplica } from './server.js';
+import { DistinctSketch } from '../kit/sketch/distinct.js';
+import { QuantileSketch } from '../kit/sketch/quantile.js';
 import type { SketchReader } from './sketches.js';
 
 const DAY = 86_400;
@@ -256,17 +261,99 @@ describe('GraphService.Query', () => {
     await expectCode(c.render({ accountId: account.id, statIds: [s, s, s, s], from: T0, to: T0 + 60 }), Code.InvalidArgument);
   });
 
-  it('leaves percentiles empty without sketches, and merges each point\'s sketches when the column exists', async () => {
+  it('answers percentiles and set counts from the stored sketches, merged per point, not-yet-folded ones included', async () => {
+    const account = await createAccount(tdb.database.pool, 'a@example.com');
+    const s = await createStat(account.id, 'latency', 'value');
+    const u = await createStat(account.id, 'users', 'set');
+    await insertSamples('1m', s, [[T0, [1, 2, 3]], [T0 + 60, [4, 5]], [T0 + 180, [9, 10, 11]]]);
+    await insertSamples('1m', u, [[T0, [0, 0]], [T0 + 60, [0, 0]], [T0 + 120, [0]]]);
+    const q = (xs: number[]) => {
+      const k = new QuantileSketch();
+      for (const x of xs) k.add(x);
+      return k;
+    };
+    const d = (ms: string[]) => {
+      const k = new DistinctSketch();
+      for (const m of ms) k.add(m);
+      return k.serialize();
+    };
+    const setSketch = (id: number, bucket: number, b: Buffer) =>
+      tdb.database.pool.query('UPDATE rollups_1m SET sketch = ? WHERE stat_id = ? AND bucket = ?', [b, id, bucket]);
+    const pending = (id: number, minute: number, format: number, b: Buffer) =>
+      tdb.database.pool.query('INSERT INTO pending_sketches (stat_id, bucket, format, since, sketch) VALUES (?, ?, ?, 0, ?)', [id, minute, format, b]);
+    await setSketch(s, T0, q([1, 2, 3]).serialize());
+    await setSketch(s, T0 + 60, q([4, 5]).serialize());
+    await setSketch(s, T0 + 180, q([9]).serialize());
+    await pending(s, T0 + 180, 1, q([10, 11]).serialize()); // flushed, not folded yet
+    await setSketch(u, T0, d(['ann', 'bob']));
+    await setSketch(u, T0 + 60, d(['bob', 'cy']));
+    await pending(u, T0 + 120, 2, d(['dee']));
+    const c = clientFor(await startGraphing()); // the default reader: ingest's sketches
+    const ps = (xs: number[][], p: number) => xs.map((x) => (x.length ? q(x).quantile(p) : NaN));
+    const res = await c.query({ accountId: account.id, statIds: [s, u], from: T0, to: T0 + 240, percentiles: true });
+    const minutes = [[1, 2, 3], [4, 5], [], [9, 10, 11]];
+    expect(res.stats[0].series!.p50).toEqual(ps(minutes, 0.5));
+    expect(res.stats[0].series!.p99).toEqual(ps(minutes, 0.99));
+    expect(res.stats[0].series!.p50[3]).toBeCloseTo(10, 0); // within 1%
+    expect(res.stats[1].series!.values).toEqual([2, 2, 1, 0]);
+    // Several minutes per point: sketches are merged, not averaged, and a set's members are a union.
+    const merged = await c.query({ accountId: account.id, statIds: [s, u], from: T0, to: T0 + 240, stepSec: 120, percentiles: true });
+    expect(merged.stats[0].series!.p50).toEqual(ps([[1, 2, 3, 4, 5], [9, 10, 11]], 0.5));
+    expect(merged.stats[0].series!.p90).toEqual(ps([[1, 2, 3, 4, 5], [9, 10, 11]], 0.9));
+    expect(merged.stats[1].series!.values).toEqual([3, 1]);
+    // Not asked: not computed.
+    expect((await c.query({ accountId: account.id, statIds: [s], from: T0, to: T0 + 240 })).stats[0].series!.p50).toEqual([]);
+  });
+
+  it('reads the hour table\'s sketches with the pending minutes of each hour', async () => {
+    const account = await createAccount(tdb.database.pool, 'a@example.com');
+    const s = await createStat(account.id, 'latency', 'value');
+    await insertSamples('1h', s, [[T0, [1, 2]], [T0 + 3600, [7]]]);
+    const q = (xs: number[]) => {
+      const k = new QuantileSketch();
+      for (const x of xs) k.add(x);
+      return k;
+    };
+    await tdb.database.pool.query('UPDATE rollups_1h SET sketch = ? WHERE stat_id = ? AND bucket = ?', [q([1]).serialize(), s, T0]);
+    await tdb.database.pool.query('INSERT INTO pending_sketches (stat_id, bucket, format, since, sketch) VALUES (?, ?, 1, 0, ?), (?, ?, 1, 0, ?)', [
+      s, T0 + 1800, q([2]).serialize(), s, T0 + 3600 + 120, q([7]).serialize(),
+    ]);
+    const c = clientFor(await startGraphing());
+    const res = await c.query({ accountId: account.id, statIds: [s], from: T0, to: T0 + 7200, resolution: Resolution.RESOLUTION_1H, percentiles: true });
+    expect(res.stats[0].series!.p99).toEqual([q([1, 2]).quantile(0.99), q([7]).quantile(0.99)]);
+  });
+
+  it('answers from what ingest writes, before and after its sketches are folded', async () => {
+    const account = await createAccount(tdb.database.pool, 'a@example.com');
+    const s = await createStat(account.id, 'latency', 'value');
+    const u = await createStat(account.id, 'users', 'set');
+    const agg = new Aggregator();
+    const flusher = new RollupFlusher(tdb.database.pool, agg, 'test', log, new Registry());
+    const samples = Array.from({ length: 500 }, (_, i) => 1 + ((i * 37) % 400));
+    for (const [i, v] of samples.entries()) {
+      agg.add(s, (T0 + 60) * 1000 + i, v);
+      agg.addSet(u, (T0 + 60) * 1000 + i, `user${i % 40}`);
+    }
+    await flusher.flush();
+    const expected = new QuantileSketch();
+    for (const v of samples) expected.add(v);
+    const c = clientFor(await startGraphing());
+    for (const phase of ['pending', 'folded']) {
+      if (phase === 'folded') await flusher.foldAll();
+      const res = await c.query({ accountId: account.id, statIds: [s, u], from: T0, to: T0 + 120, percentiles: true });
+      expect(res.stats[0].series!.p99, phase).toEqual([NaN, expected.quantile(0.99)]);
+      expect(res.stats[1].series!.values, phase).toEqual([0, 40]);
+      const day = await c.query({ accountId: account.id, statIds: [s, u], from: T0, to: T0 + DAY, resolution: Resolution.RESOLUTION_1D, percentiles: true });
+      expect(day.stats[0].series!.p50, phase).toEqual([expected.quantile(0.5)]);
+      expect(day.stats[1].series!.values, phase).toEqual([40]);
+    }
+  });
+
+  it('takes another SketchReader in its deps (the wiring from the column to the points)', async () => {
     const account = await createAccount(tdb.database.pool, 'a@example.com');
     const s = await createStat(account.id, 'latency', 'value');
     await insertSamples('1m', s, [[T0, [1, 2, 3]], [T0 + 60, [4, 5]], [T0 + 180, [9]]]);
-    const plain = clientFor(await startGraphing());
-    const before = await plain.query({ accountId: account.id, statIds: [s], from: T0, to: T0 + 240, percentiles: true });
-    expect(before.stats[0].series!.p50).toEqual([]);
-
-    // A stand-in sketch format (the samples as float64s), to test the wiring from the
-    // column to the points; ingest's DDSketch plugs into the same SketchReader.
-    await tdb.database.pool.query('ALTER TABLE rollups_1m ADD COLUMN sketch MEDIUMBLOB NULL');
+    // A stand-in sketch format: the samples as float64s.
     const enc = (xs: number[]) => Buffer.from(new Float64Array(xs).buffer);
     await tdb.database.pool.query('UPDATE rollups_1m SET sketch = ? WHERE stat_id = ? AND bucket = ?', [enc([1, 2, 3]), s, T0]);
     await tdb.database.pool.query('UPDATE rollups_1m SET sketch = ? WHERE stat_id = ? AND bucket = ?', [enc([4, 5]), s, T0 + 60]);
@@ -282,13 +369,20 @@ describe('GraphService.Query', () => {
     const c = clientFor(await startGraphing(reader));
     const res = await c.query({ accountId: account.id, statIds: [s], from: T0, to: T0 + 240, percentiles: true });
     expect(res.stats[0].series!.p50).toEqual([2, 4, NaN, 9]);
-    expect(res.stats[0].series!.p99).toEqual([2, 4, NaN, 9]);
-    // Two minutes per point: the point's sketches are merged, not averaged.
     const merged = await c.query({ accountId: account.id, statIds: [s], from: T0, to: T0 + 240, stepSec: 120, percentiles: true });
     expect(merged.stats[0].series!.p50).toEqual([3, 9]);
     expect(merged.stats[0].series!.p90).toEqual([4, 9]);
-    // Not asked: not computed.
-    expect((await c.query({ accountId: account.id, statIds: [s], from: T0, to: T0 + 240 })).stats[0].series!.p50).toEqual([]);
+  });
+
+  it('leaves percentiles out on a database without the sketch column', async () => {
+    const account = await createAccount(tdb.database.pool, 'a@example.com');
+    const s = await createStat(account.id, 'latency', 'value');
+    await insertSamples('1m', s, [[T0, [1, 2, 3]]]);
+    await tdb.database.pool.query('ALTER TABLE rollups_1m DROP COLUMN sketch');
+    const c = clientFor(await startGraphing());
+    const res = await c.query({ accountId: account.id, statIds: [s], from: T0, to: T0 + 60, percentiles: true });
+    expect(res.stats[0].series!.values).toEqual([2]);
+    expect(res.stats[0].series!.p50).toEqual([]);
   });
 });
 

@@ -25,6 +25,11 @@ export interface RollupRow {
   distinct?: number;
   /** The row's serialized sketch (quantile for values, distinct for sets), when the table has one. */
   sketch?: Uint8Array;
+  /**
+   * Sketch contributions ingest has flushed for this row but not folded into `sketch` yet
+   * (pending_sketches, read in the same snapshot): part of the row's sketch all the same.
+   */
+  pending?: Uint8Array[];
 }
 
 export interface Quantiles {

@@ -7,13 +7,13 @@ import { RenderLimiter } from './render-limiter.js';
 import type { Resolution } from './resolution.js';
 import { tablesWithSketch } from './rollups.js';
 import { graphingRoutes } from './router.js';
-import type { SketchReader } from './sketches.js';
+import { kitSketchReader, type SketchReader } from './sketches.js';
 
 export interface GraphingDeps extends BaseDeps {
   config: GraphingConfig;
   /** Milliseconds since the epoch. */
   now?: () => number;
-  /** Reads ingest's rollup sketches (percentiles, set counts); without it they are left out. */
+  /** Reads ingest's rollup sketches (percentiles, set counts); kitSketchReader unless a test gives another. */
   sketches?: SketchReader;
 }
 
@@ -46,7 +46,7 @@ export async function build(deps: GraphingDeps): Promise<GraphingReplica> {
     },
   });
   // Filled in before the replica registers, so no call arrives before it is known.
-  const query: QueryDeps = { pool: deps.database.pool, sketches: deps.sketches, sketchTables: new Set<Resolution>() };
+  const query: QueryDeps = { pool: deps.database.pool, sketches: deps.sketches ?? kitSketchReader, sketchTables: new Set<Resolution>() };
   const replica = await startReplica('graphing', deps, {
     serviceNames: [GraphService.typeName],
     // PNGs are compressed already, and series go over loopback or a LAN: gzip would only
