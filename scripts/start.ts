@@ -31,7 +31,9 @@ const services = ALL.filter((s) => fs.existsSync(path.join('services', s.name, '
 const ports = Object.fromEntries(services.filter((s) => s.port).map((s) => [s.name, Number(process.env[`${s.name.toUpperCase()}_PORT`] ?? s.port)]));
 // The web app shows new users a curl line for the api: give it the api's real address.
 const apiUrl = `http://localhost:${ports.api ?? 8088}`;
-const stack = await startStack({ databaseUrl: local.url, services, ports, stdio: 'inherit', env: { API_PUBLIC_URL: apiUrl } });
+// statsd lines (no auth) go to the demo account unless told otherwise.
+const statsdAccount = process.env.STATSD_DEFAULT_ACCOUNT ?? String(demo.id);
+const stack = await startStack({ databaseUrl: local.url, services, ports, stdio: 'inherit', env: { API_PUBLIC_URL: apiUrl, STATSD_DEFAULT_ACCOUNT: statsdAccount } });
 
 let stopping = false;
 const stop = async (code: number) => {
@@ -72,6 +74,9 @@ ezkey:        ${demo.ezkey}
 
 send a point:
   curl -i -d "ezkey=${demo.ezkey}&stat=page+views&count=1" http://localhost:${apiPort}/ez
+
+or over statsd (UDP or TCP 8125, .data/run/statsd.sock; management on 127.0.0.1:8126):
+  echo "page.views:1|c" | nc -u -w1 localhost 8125
 
 see it (within a second or two):
   npm run osprey -- stats list --ezkey ${demo.ezkey}

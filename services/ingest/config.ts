@@ -1,5 +1,45 @@
 import { z } from 'zod';
-import { baseConfigSchema } from '../kit/config.js';
+import { baseConfigSchema, envBool } from '../kit/config.js';
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+/** The statsd listeners (README: "statsd"). */
+export const statsdConfigSchema = z.object({
+  STATSD_UDP: envBool.default(true),
+  STATSD_UDP_HOST: z.string().min(1).default('0.0.0.0'),
+  STATSD_UDP_PORT: port.default(8125),
+  /** SO_RCVBUF in bytes; 0 keeps the system default (net.core.rmem_default). */
+  STATSD_UDP_RECV_BUFFER: z.coerce.number().int().min(0).default(0),
+  STATSD_TCP: envBool.default(true),
+  STATSD_TCP_HOST: z.string().min(1).default('0.0.0.0'),
+  STATSD_TCP_PORT: port.default(8125),
+  STATSD_UNIX: envBool.default(true),
+  /** Relative paths are from the working directory. */
+  STATSD_UNIX_PATH: z.string().min(1).default('.data/run/statsd.sock'),
+  /** Octal file mode for the socket (e.g. 660); unset keeps the umask's. */
+  STATSD_UNIX_MODE: z
+    .string()
+    .regex(/^0?[0-7]{3}$/, 'must be an octal file mode such as 660')
+    .transform((s) => parseInt(s, 8))
+    .optional(),
+  /** Etsy's management interface (help, stats, counters, ...): local only unless told. */
+  STATSD_MGMT: envBool.default(true),
+  STATSD_MGMT_HOST: z.string().min(1).default('127.0.0.1'),
+  STATSD_MGMT_PORT: port.default(8126),
+  /** Longest line in bytes; a longer one is counted as too_long and skipped. */
+  STATSD_MAX_LINE: z.coerce.number().int().min(64).max(1 << 20).default(8192),
+  /** token: lines need a statsd token (statsgod's `<token>.` prefix or `AUTH <token>`). */
+  STATSD_AUTH: z.enum(['none', 'token']).default('none'),
+  /** The account lines go to without auth; the statsd listeners stay off without one. */
+  STATSD_DEFAULT_ACCOUNT: z.coerce.number().int().min(1).optional(),
+  /** How often a replica standing by for an address held by another tries to take it. */
+  STATSD_BIND_RETRY_MS: z.coerce.number().int().min(10).default(1000),
+  /** How often tokens in use are checked again: a revoked token stops working within this. */
+  STATSD_TOKEN_RECHECK_SEC: z.coerce.number().int().min(1).default(60),
+  /** Samples that may wait for a new stat or token to be looked up before more are dropped. */
+  STATSD_MAX_PENDING_SAMPLES: z.coerce.number().int().min(0).default(500_000),
+});
+export type StatsdConfig = z.infer<typeof statsdConfigSchema>;
 
 export const ingestConfigSchema = baseConfigSchema.extend({
   /** How often aggregated buckets are written to MySQL. */
@@ -8,5 +48,19 @@ export const ingestConfigSchema = baseConfigSchema.extend({
   MAX_POINT_AGE_DAYS: z.coerce.number().int().min(1).default(365 * 2),
   /** Points this far in the future are refused (a client clock gone wrong). */
   MAX_POINT_FUTURE_SEC: z.coerce.number().int().min(0).default(600),
+  ...statsdConfigSchema.shape,
 });
 export type IngestConfig = z.infer<typeof ingestConfigSchema>;
+
+/**
+ * What build() takes: a parsed IngestConfig, or (tests that build a replica for its RPCs)
+ * one without the statsd fields, which means no statsd listeners.
+ */
+export type IngestBuildConfig = Omit<IngestConfig, keyof StatsdConfig> & Partial<StatsdConfig>;
+
+/** The statsd settings of a build config; a config without them has every listener off. */
+export function statsdSettings(config: IngestBuildConfig): StatsdConfig {
+  const off: StatsdConfig = { ...statsdConfigSchema.parse({}), STATSD_UDP: false, STATSD_TCP: false, STATSD_UNIX: false, STATSD_MGMT: false };
+  const given: Partial<StatsdConfig> = Object.fromEntries(Object.entries(config).filter(([k, v]) => Object.hasOwn(statsdConfigSchema.shape, k) && v !== undefined));
+  return { ...off, ...given };
+}

@@ -62,6 +62,40 @@ export class StatResolver {
     return out;
   }
 
+  /**
+   * statsd's identity: (account, name, kind), so `a:1|c` and `a:1|ms` are two stats (the
+   * unique key of `stats` is the same triple). Creates what is missing; no StatHat
+   * one-kind rule here. Names must fit the column (255 characters): the caller checks.
+   * The answer is keyed by the names asked for. Not cached here: the statsd intake keeps
+   * its own table of live stats, with the per-interval values its management interface shows.
+   */
+  async resolveKind(accountId: number, kind: number, names: readonly string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (names.length === 0) return out;
+    const pick = (rows: RowDataPacket[]) => {
+      // The column's collation pads with spaces ('a ' = 'a'), so match the way MySQL does.
+      const ids = new Map<string, number>();
+      for (const r of rows) {
+        const key = padKey(String(r.name));
+        if (!ids.has(key)) ids.set(key, Number(r.id));
+      }
+      for (const n of names) {
+        const id = ids.get(padKey(n));
+        if (id !== undefined) out.set(n, id);
+      }
+    };
+    const select = 'SELECT id, name FROM stats WHERE account_id = ? AND kind = ? AND name IN (?) ORDER BY id';
+    const [found] = await this.pool.query<RowDataPacket[]>(select, [accountId, kind, names]);
+    pick(found);
+    const missing = names.filter((n) => !out.has(n));
+    if (missing.length > 0) {
+      await this.pool.query<ResultSetHeader>('INSERT IGNORE INTO stats (account_id, name, kind) VALUES ?', [missing.map((n) => [accountId, n, kind])]);
+      const [created] = await this.pool.query<RowDataPacket[]>(select, [accountId, kind, missing]);
+      pick(created);
+    }
+    return out;
+  }
+
   private async load(accountId: number, names: string[]): Promise<Map<string, Known>> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
       // Trashed stats keep receiving points (restore brings them back whole); the oldest
@@ -73,4 +107,8 @@ export class StatResolver {
     for (const r of rows) if (!found.has(r.name)) found.set(String(r.name), { id: Number(r.id), kind: Number(r.kind) });
     return found;
   }
+}
+
+function padKey(name: string): string {
+  return name.charCodeAt(name.length - 1) === 32 ? name.replace(/ +$/, '') : name;
 }

@@ -1,0 +1,446 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import StatsDClient, { type StatsD } from 'hot-shots';
+import { createAccount } from '../../kit/accounts.js';
+import { KIND } from '../../kit/db/schema.js';
+import { createTestDatabase, type TestDatabase } from '../../kit/testing/db.js';
+import {
+  connectStream,
+  endAndWait,
+  metricValue,
+  rollupRows,
+  startStatsdReplica,
+  statsdTestConfig,
+  tempSocketDir,
+  waitFor,
+  write,
+} from './testing.js';
+import type { StatsdTestReplica } from './testing.js';
+import type { StatsdConfig } from '../config.js';
+import type { StreamListener } from './listeners.js';
+
+let tdb: TestDatabase;
+let dir: string;
+let accountId: number;
+const replicas: StatsdTestReplica[] = [];
+// Every sample in one minute, so each stat has one rollup row per table.
+const T = Math.floor(Date.now() / 60_000) * 60_000 + 30_000;
+const now = () => T;
+const BUCKET = T / 1000 - 30;
+
+async function start(overrides: Partial<StatsdConfig> = {}) {
+  const r = await startStatsdReplica(tdb, statsdTestConfig(path.join(dir, 'statsd.sock'), { STATSD_DEFAULT_ACCOUNT: accountId, ...overrides }), now);
+  replicas.push(r);
+  return r;
+}
+
+async function stop(r: StatsdTestReplica) {
+  replicas.splice(replicas.indexOf(r), 1);
+  await r.stop();
+}
+
+beforeEach(async () => {
+  tdb = await createTestDatabase();
+  dir = tempSocketDir();
+  accountId = (await createAccount(tdb.database.pool, 'statsd@example.com')).id;
+});
+afterEach(async () => {
+  for (const r of replicas.splice(0)) await r.stop();
+  await tdb.drop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** What every hot-shots test sends, and the rows it must give. */
+function sendWithHotShots(client: StatsD): number {
+  client.increment('hits');
+  client.increment('hits', 4);
+  client.decrement('hits', 2);
+  client.increment('hits', 1, ['env:prod', 'az:b']);
+  client.timing('hits', 7); // the same name as a timer: another stat
+  client.timing('latency', 12);
+  client.timing('latency', 30);
+  client.histogram('latency', 18);
+  client.distribution('size', 5);
+  client.gauge('temp', 20);
+  client.gaugeDelta('temp', -3);
+  client.set('users', 'u1');
+  client.set('users', 'u2');
+  client.set('users', 'u1');
+  return 14;
+}
+
+const C = KIND.counter;
+const V = KIND.value;
+const EXPECTED_COUNTERS_AND_VALUES = [
+  { name: 'hits', kind: C, count: 3, sum: 3, min: -2, max: 4 },
+  { name: 'hits', kind: V, count: 1, sum: 7, min: 7, max: 7 },
+  { name: 'hits;az=b;env=prod', kind: C, count: 1, sum: 1, min: 1, max: 1 },
+  { name: 'latency', kind: V, count: 3, sum: 60, min: 12, max: 30 },
+  { name: 'size', kind: V, count: 1, sum: 5, min: 5, max: 5 },
+];
+
+async function flushed(r: StatsdTestReplica) {
+  expect(await r.statsd.intake!.settle(10_000)).toBe(true);
+  await r.flusher.flush();
+  const rows = await rollupRows(tdb);
+  for (const row of rows) expect(row.bucket).toBe(BUCKET);
+  return rows;
+}
+
+function closeClient(c: StatsD): Promise<void> {
+  return new Promise((resolve) => c.close(() => resolve()));
+}
+
+describe('statsd listeners with the hot-shots client', () => {
+  const check = async (r: StatsdTestReplica) => {
+    const rows = await flushed(r);
+    expect(rows.filter((x) => x.kind === C || x.kind === V).map(({ name, kind, count, sum, min, max }) => ({ name, kind, count, sum, min, max }))).toEqual(EXPECTED_COUNTERS_AND_VALUES);
+    const gauge = rows.find((x) => x.name === 'temp')!;
+    expect([gauge.kind, gauge.count, gauge.last]).toEqual([KIND.gauge, 2, 17]);
+    const set = rows.find((x) => x.name === 'users')!;
+    // (the set's distinct count and the timers' percentiles are in sketches: the sketch tests' business)
+    expect([set.kind, set.count]).toEqual([KIND.set, 3]);
+    expect(rows.map((x) => x.name)).toEqual(['hits', 'hits', 'hits;az=b;env=prod', 'latency', 'size', 'temp', 'users']);
+  };
+
+  it('over UDP, one datagram per metric and buffered into multi-line datagrams', async () => {
+    const r = await start({ STATSD_TCP: false, STATSD_UNIX: false, STATSD_MGMT: false });
+    const port = r.statsd.udp!.address()!.port;
+    const errors: Error[] = [];
+    const single = new StatsDClient({ host: '127.0.0.1', port, errorHandler: (e) => errors.push(e) });
+    const lines = sendWithHotShots(single);
+    await closeClient(single);
+    await waitFor('the UDP lines', () => r.statsd.udp!.stats.lines === lines);
+    expect(r.statsd.udp!.stats.packets).toBe(lines);
+    await check(r);
+
+    // The same again, batched: hot-shots joins metrics with "\n" up to maxBufferSize.
+    await tdb.database.pool.query('DELETE FROM rollups_1m');
+    const batched = new StatsDClient({ host: '127.0.0.1', port, maxBufferSize: 200, bufferFlushInterval: 10, errorHandler: (e) => errors.push(e) });
+    sendWithHotShots(batched);
+    await closeClient(batched);
+    await waitFor('the batched UDP lines', () => r.statsd.udp!.stats.lines === 2 * lines);
+    expect(r.statsd.udp!.stats.packets).toBeLessThan(2 * lines);
+    const rows = await flushed(r);
+    expect(rows.find((x) => x.name === 'latency')).toMatchObject({ count: 3, sum: 60 });
+    expect(errors).toEqual([]);
+    expect(await metricValue(r.registry, 'osprey_statsd_lines_total', { listener: 'udp' })).toBe(2 * lines);
+    expect(await metricValue(r.registry, 'osprey_statsd_packets_total', { listener: 'udp' })).toBe(r.statsd.udp!.stats.packets);
+  });
+
+  it('over TCP', async () => {
+    const r = await start({ STATSD_UDP: false, STATSD_UNIX: false, STATSD_MGMT: false });
+    const address = r.statsd.tcp!.address() as net.AddressInfo;
+    const errors: Error[] = [];
+    const client = new StatsDClient({ host: '127.0.0.1', port: address.port, protocol: 'tcp', errorHandler: (e) => errors.push(e) });
+    const lines = sendWithHotShots(client);
+    await closeClient(client);
+    await waitFor('the TCP lines', () => r.statsd.tcp!.stats.lines === lines);
+    await check(r);
+    expect(errors).toEqual([]);
+    expect(await metricValue(r.registry, 'osprey_statsd_lines_total', { listener: 'tcp' })).toBe(lines);
+  });
+
+  it('over the Unix stream socket', async () => {
+    const r = await start({ STATSD_UDP: false, STATSD_TCP: false, STATSD_MGMT: false });
+    const socketPath = r.statsd.unix!.address() as string;
+    expect(fs.lstatSync(socketPath).isSocket()).toBe(true);
+    const errors: Error[] = [];
+    // hot-shots' `stream` protocol writes newline-terminated metrics to any stream: here a
+    // connection to the Unix socket (its `uds` protocol is for datagram sockets).
+    const client = new StatsDClient({ protocol: 'stream', stream: net.connect(socketPath), errorHandler: (e) => errors.push(e) });
+    const lines = sendWithHotShots(client);
+    await closeClient(client);
+    await waitFor('the Unix socket lines', () => r.statsd.unix!.stats.lines === lines);
+    await check(r);
+    expect(errors).toEqual([]);
+  });
+});
+
+/** A stream exercising the framing: rates, multi-value lines, tags, CRLF, an empty line, a bad line, sets with ':', no final newline. */
+const REFERENCE = Buffer.from(
+  [
+    'a.b:1|c|@0.5',
+    'a.b:2|c:250|ms',
+    'tagged:3|c|#z:1,b',
+    'crlf:4|ms\r',
+    '',
+    'not a metric',
+    'g:+3|g',
+    'g:-1|g',
+    'who:user:42|s',
+    'h:1:2:3|h',
+    'last:9|c',
+  ].join('\n'),
+);
+
+type Counts = { lines: number; bad: Record<string, number> };
+
+function counts(l: StreamListener): Counts {
+  return { lines: l.stats.lines, bad: { ...l.stats.bad } };
+}
+
+function minus(a: Counts, b: Counts): Counts {
+  return { lines: a.lines - b.lines, bad: Object.fromEntries(Object.entries(a.bad).map(([k, v]) => [k, v - b.bad[k]])) };
+}
+
+/** Sends `parts` as separate reads: each part is written once the server has read the previous ones. */
+async function sendInReads(l: StreamListener, to: number | string, parts: Buffer[]): Promise<void> {
+  const s = await connectStream(to);
+  let sent = l.stats.bytes;
+  for (const p of parts) {
+    if (p.length === 0) continue;
+    await write(s, p);
+    sent += p.length;
+    await waitFor('the server to read the part', () => l.stats.bytes === sent);
+  }
+  await endAndWait(s);
+}
+
+/** What the aggregator holds, taken; arrival sequence numbers (global, ever increasing) left out. */
+function sortedBuckets(r: StatsdTestReplica): unknown[] {
+  const withoutSeq = (v: unknown): unknown => {
+    if (Array.isArray(v) || v === null || typeof v !== 'object') return v;
+    return Object.fromEntries(Object.entries(v).filter(([k]) => k !== 'lastSeq').map(([k, x]) => [k, withoutSeq(x)]));
+  };
+  return r.aggregator
+    .take()
+    .sort((x, y) => x.statId - y.statId || x.bucket - y.bucket)
+    .map(withoutSeq);
+}
+
+describe('stream framing', () => {
+  for (const kind of ['tcp', 'unix'] as const) {
+    it(`${kind}: a stream split into two reads at every byte offset gives what it gives whole`, async () => {
+      const r = await start({ STATSD_UDP: false, STATSD_MGMT: false });
+      const l = kind === 'tcp' ? r.statsd.tcp! : r.statsd.unix!;
+      const to = kind === 'tcp' ? (l.address() as net.AddressInfo).port : (l.address() as string);
+
+      let before = counts(l);
+      await sendInReads(l, to, [REFERENCE]);
+      await r.statsd.intake!.settle(10_000);
+      const whole = minus(counts(l), before);
+      const wholeBuckets = sortedBuckets(r);
+      expect(whole).toMatchObject({ lines: 10, bad: { no_value: 1 } });
+      expect(wholeBuckets.length).toBe(8);
+
+      for (let k = 1; k < REFERENCE.length; k++) {
+        before = counts(l);
+        await sendInReads(l, to, [REFERENCE.subarray(0, k), REFERENCE.subarray(k)]);
+        expect(minus(counts(l), before), `split at ${k}`).toEqual(whole);
+        expect(sortedBuckets(r), `split at ${k}`).toEqual(wholeBuckets);
+      }
+      expect(await metricValue(r.registry, 'osprey_statsd_bad_lines_total', { listener: kind, reason: 'no_value' })).toBe(REFERENCE.length);
+    });
+  }
+
+  it('counts a line over the maximum once, across many reads, and parses the rest of the stream', async () => {
+    const r = await start({ STATSD_UDP: false, STATSD_UNIX: false, STATSD_MGMT: false, STATSD_MAX_LINE: 64 });
+    const l = r.statsd.tcp!;
+    const port = (l.address() as net.AddressInfo).port;
+    const long = Buffer.from(`long.name:${'1'.repeat(300)}|c\n`);
+    const parts = [Buffer.from('ok:1|c\n'), long.subarray(0, 50), long.subarray(50, 120), long.subarray(120, 250), long.subarray(250), Buffer.from('ok:2|c\nedge:' + '7'.repeat(64 - 7) + '|c\n')];
+    await sendInReads(l, port, parts);
+    await r.statsd.intake!.settle(10_000);
+    expect(l.stats.bad.too_long).toBe(1);
+    expect(l.stats.lines).toBe(4);
+    const rows = await flushed(r);
+    expect(rows.map((x) => [x.name, x.sum])).toEqual([
+      ['edge', Number('7'.repeat(57))],
+      ['ok', 3],
+    ]);
+    expect(await metricValue(r.registry, 'osprey_statsd_bad_lines_total', { listener: 'tcp', reason: 'too_long' })).toBe(1);
+  });
+
+  it('counts bad lines by reason in /metrics and never loses the good lines of a datagram', async () => {
+    const r = await start({ STATSD_TCP: false, STATSD_UNIX: false, STATSD_MGMT: false });
+    const port = r.statsd.udp!.address()!.port;
+    const sock = (await import('node:dgram')).createSocket('udp4');
+    const packet = 'good:1|c\nbad:NaN|c\nneg:-1|ms\nrate:1|c|@2\nwhat:1|x\ngood:2|c\n';
+    await new Promise<void>((res, rej) => sock.send(packet, port, '127.0.0.1', (err) => (err ? rej(err) : res())));
+    sock.close();
+    await waitFor('the datagram', () => r.statsd.udp!.stats.lines === 6);
+    const rows = await flushed(r);
+    expect(rows.map((x) => [x.name, x.sum])).toEqual([['good', 3]]);
+    for (const [reason, n] of [['bad_value', 1], ['negative_timer', 1], ['bad_rate', 1], ['bad_type', 1]] as const) {
+      expect(await metricValue(r.registry, 'osprey_statsd_bad_lines_total', { listener: 'udp', reason }), reason).toBe(n);
+    }
+    expect(await metricValue(r.registry, 'osprey_statsd_bytes_total', { listener: 'udp' })).toBe(Buffer.byteLength(packet));
+  });
+});
+
+describe('lookups', () => {
+  it('keeps the samples of new stats while MySQL fails, and aggregates them in order once it answers', async () => {
+    const r = await start({ STATSD_TCP: false, STATSD_UNIX: false, STATSD_MGMT: false });
+    const port = r.statsd.udp!.address()!.port;
+    const sock = (await import('node:dgram')).createSocket('udp4');
+    const send = (text: string) => new Promise<void>((res, rej) => sock.send(text, port, '127.0.0.1', (err) => (err ? rej(err) : res())));
+    await tdb.database.pool.query('RENAME TABLE stats TO stats_away');
+    try {
+      await send('fresh:1|c\ng:10|g\ng:+5|g');
+      await send('fresh:2|c\ng:-3|g');
+      await waitFor('the datagrams', () => r.statsd.udp!.stats.lines === 5);
+      // at least one lookup has failed by now, and the samples wait
+      await waitFor('a failed lookup', () => r.statsd.intake!.pendingSamples === 5);
+      expect(await r.statsd.intake!.settle(200)).toBe(false);
+    } finally {
+      await tdb.database.pool.query('RENAME TABLE stats_away TO stats');
+    }
+    sock.close();
+    const rows = await flushed(r);
+    expect(rows.map((x) => [x.name, x.kind, x.count, x.last])).toEqual([
+      ['fresh', KIND.counter, 2, 2],
+      ['g', KIND.gauge, 3, 12],
+    ]);
+    expect(rows.find((x) => x.name === 'fresh')!.sum).toBe(3);
+  });
+});
+
+describe('shutdown', () => {
+  it('closes the listeners, parses what clients had sent, then flushes it', async () => {
+    const r = await start({ STATSD_MGMT: false });
+    const tcp = await connectStream((r.statsd.tcp!.address() as net.AddressInfo).port);
+    const unix = await connectStream(r.statsd.unix!.address() as string);
+    const N = 100_000; // ~800 KB a connection: more than the socket buffers hold
+    const lines = Array.from({ length: N }, (_, i) => `n:${i % 7}|c\n`).join('');
+    tcp.write(lines + 'tail:1|c'); // the last line has no newline: it ends with the stream
+    unix.write(lines);
+    tcp.resume();
+    unix.resume();
+    // No waiting for the server to have read it (most is still in flight): stopping must read it all first.
+    await stop(r);
+    const rows = await rollupRows(tdb);
+    const sum = [...Array(N).keys()].reduce((s, i) => s + (i % 7), 0);
+    expect(rows.map((x) => [x.name, x.count, x.sum])).toEqual([
+      ['n', 2 * N, 2 * sum],
+      ['tail', 1, 1],
+    ]);
+    expect(fs.existsSync(path.join(dir, 'statsd.sock'))).toBe(false);
+  });
+});
+
+describe('SIGTERM', () => {
+  it('on a real ingest process: the listeners close first, what was read is parsed, then flushed, exit 0', async () => {
+    const { freePort } = await import('../../../scripts/lib/stack.js');
+    const { spawn } = await import('node:child_process');
+    const { TEST_SERVICE_TOKEN } = await import('../../kit/testing/db.js');
+    const [tcpPort, udpPort, opsPort] = [await freePort(), await freePort(), await freePort()];
+    const socketPath = path.join(dir, 'main.sock');
+    const child = spawn(process.execPath, ['--import', 'tsx', 'services/ingest/main.ts'], {
+      env: {
+        PATH: process.env.PATH,
+        DATABASE_URL: tdb.url,
+        SERVICE_TOKEN: TEST_SERVICE_TOKEN,
+        LOG_LEVEL: 'error',
+        OPS_PORT: String(opsPort),
+        STATSD_UDP_HOST: '127.0.0.1',
+        STATSD_UDP_PORT: String(udpPort),
+        STATSD_TCP_HOST: '127.0.0.1',
+        STATSD_TCP_PORT: String(tcpPort),
+        STATSD_UNIX_PATH: socketPath,
+        STATSD_MGMT: 'false',
+        STATSD_DEFAULT_ACCOUNT: String(accountId),
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await waitFor('the process to listen', async () => fs.existsSync(socketPath) && (await connectStream(tcpPort).then((s) => (s.destroy(), true), () => false)));
+    const udp = (await import('node:dgram')).createSocket('udp4');
+    for (let i = 0; i < 10; i++) await new Promise<void>((res) => udp.send('u:1|c', udpPort, '127.0.0.1', () => res()));
+    udp.close();
+    // UDP has no end of stream: what it delivered must have been read before the signal.
+    const metric = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+      return Number(/osprey_statsd_lines_total\{listener="udp"[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
+    };
+    await waitFor('the datagrams', async () => (await metric()) === 10);
+    const tcp = await connectStream(tcpPort);
+    const unix = await connectStream(socketPath);
+    const N = 50_000;
+    const lines = 'n:1|c\n'.repeat(N);
+    tcp.write(lines);
+    unix.write(lines);
+    tcp.resume();
+    unix.resume();
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const rows = await rollupRows(tdb);
+    expect(rows.map((x) => [x.name, x.sum])).toEqual([
+      ['n', 2 * N],
+      ['u', 10],
+    ]);
+  });
+});
+
+describe('two replicas on one host', () => {
+  it('share the addresses: one serves, the other stands by and takes over when it stops', async () => {
+    const { freePort } = await import('../../../scripts/lib/stack.js');
+    const [tcpPort, udpPort, mgmtPort] = [await freePort(), await freePort(), await freePort()];
+    const fixed = { STATSD_TCP_PORT: tcpPort, STATSD_UDP_PORT: udpPort, STATSD_MGMT_PORT: mgmtPort };
+    const a = await start(fixed);
+    const b = await start(fixed);
+    expect(a.statsd.tcp!.address()).not.toBeNull();
+    expect(a.statsd.unix!.address()).not.toBeNull();
+    expect(a.statsd.management!.address()).not.toBeNull();
+    expect(b.statsd.tcp!.address()).toBeNull();
+    expect(b.statsd.unix!.address()).toBeNull();
+    expect(b.statsd.management!.address()).toBeNull();
+    expect(await metricValue(b.registry, 'osprey_statsd_listener_bound', { listener: 'tcp' })).toBe(0);
+    expect(await metricValue(a.registry, 'osprey_statsd_listener_bound', { listener: 'tcp' })).toBe(1);
+
+    const send = async (what: string) => {
+      const t = new StatsDClient({ host: '127.0.0.1', port: tcpPort, protocol: 'tcp', errorHandler: () => {} });
+      t.increment(`${what}.tcp`);
+      await closeClient(t);
+      const u = new StatsDClient({ protocol: 'stream', stream: net.connect(path.join(dir, 'statsd.sock')), errorHandler: () => {} });
+      u.increment(`${what}.unix`);
+      await closeClient(u);
+      const d = new StatsDClient({ host: '127.0.0.1', port: udpPort, errorHandler: () => {} });
+      d.increment(`${what}.udp`);
+      await closeClient(d);
+    };
+    const linesOf = (r: StatsdTestReplica) => r.statsd.udp!.stats.lines + r.statsd.tcp!.stats.lines + r.statsd.unix!.stats.lines;
+    await send('before');
+    await waitFor('both replicas to have the lines', () => linesOf(a) + linesOf(b) === 3);
+    expect(linesOf(a)).toBeGreaterThanOrEqual(2); // TCP and Unix went to the holder
+
+    await stop(a);
+    await waitFor('b to take over', () => b.statsd.tcp!.address() !== null && b.statsd.unix!.address() !== null && b.statsd.management!.address() !== null);
+    await send('after');
+    await waitFor('b to have the lines', () => linesOf(b) >= 3);
+    await b.statsd.intake!.settle(10_000);
+    await b.flusher.flush();
+    const rows = await rollupRows(tdb);
+    expect(rows.map((x) => [x.name, x.sum])).toEqual([
+      ['after.tcp', 1],
+      ['after.udp', 1],
+      ['after.unix', 1],
+      ['before.tcp', 1],
+      ['before.udp', 1],
+      ['before.unix', 1],
+    ]);
+  });
+
+  it('replaces a stale socket file left by a crash, and refuses to replace a regular file', async () => {
+    const socketPath = path.join(dir, 'statsd.sock');
+    // A socket file nobody listens on: bind elsewhere, move it into place, close.
+    const s = net.createServer();
+    await new Promise<void>((res) => s.listen(socketPath + '.x', res));
+    fs.renameSync(socketPath + '.x', socketPath);
+    await new Promise<void>((res) => s.close(() => res()));
+    const r = await start({ STATSD_UDP: false, STATSD_TCP: false, STATSD_MGMT: false });
+    expect(r.statsd.unix!.address()).toBe(socketPath);
+    const c = await connectStream(socketPath);
+    await write(c, 'x:1|c\n');
+    await endAndWait(c);
+    await waitFor('the line', () => r.statsd.unix!.stats.lines === 1);
+    await stop(r);
+
+    const file = path.join(dir, 'not-a-socket');
+    fs.writeFileSync(file, 'keep me');
+    await expect(start({ STATSD_UDP: false, STATSD_TCP: false, STATSD_MGMT: false, STATSD_UNIX_PATH: file })).rejects.toThrow(/is not a socket/);
+    expect(fs.readFileSync(file, 'utf8')).toBe('keep me');
+  });
+});

@@ -1,0 +1,76 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { AUTH_FAILURE_REASONS, COUNTED_BAD_LINE_REASONS, DROP_REASONS, type ListenerStats, type StatsdIntake } from './intake.js';
+
+/**
+ * The statsd counters in /metrics. Listeners count in plain numbers (a prom-client inc per
+ * line would cost more than parsing it); each scrape copies them in.
+ */
+export function registerStatsdMetrics(registry: Registry, listeners: () => ListenerStats[], intake: StatsdIntake): void {
+  const copy = (name: string, help: string, read: (s: ListenerStats) => number) =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['listener'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const s of listeners()) this.inc({ listener: s.listener }, read(s));
+      },
+    });
+  copy('osprey_statsd_packets_total', 'statsd datagrams (UDP) or reads (TCP, Unix) received', (s) => s.packets);
+  copy('osprey_statsd_bytes_total', 'statsd bytes received', (s) => s.bytes);
+  copy('osprey_statsd_lines_total', 'statsd lines received, good and bad', (s) => s.lines);
+
+  const byReason = <R extends string>(name: string, help: string, reasons: readonly R[], read: (s: ListenerStats) => Record<R, number>) =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['listener', 'reason'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const s of listeners()) {
+          const counts = read(s);
+          for (const reason of reasons) if (counts[reason] > 0) this.inc({ listener: s.listener, reason }, counts[reason]);
+        }
+      },
+    });
+  byReason('osprey_statsd_bad_lines_total', 'statsd lines refused, by reason', COUNTED_BAD_LINE_REASONS, (s) => s.bad);
+  byReason('osprey_statsd_auth_failures_total', 'statsd lines refused for their token (missing, unknown, revoked)', AUTH_FAILURE_REASONS, (s) => s.auth);
+  byReason('osprey_statsd_dropped_samples_total', 'statsd samples of good lines not aggregated, by reason', DROP_REASONS, (s) => s.dropped);
+
+  new Gauge({
+    name: 'osprey_statsd_connections',
+    help: 'Open statsd TCP and Unix connections',
+    labelNames: ['listener'],
+    registers: [registry],
+    collect() {
+      for (const s of listeners()) if (s.listener !== 'udp') this.set({ listener: s.listener }, s.connections);
+    },
+  });
+  new Gauge({
+    name: 'osprey_statsd_listener_bound',
+    help: '1 when this replica holds the listener address, 0 while it stands by for another replica',
+    labelNames: ['listener'],
+    registers: [registry],
+    collect() {
+      for (const s of listeners()) this.set({ listener: s.listener }, s.bound ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'osprey_statsd_pending_samples',
+    help: 'statsd samples waiting for a new stat or token to be looked up',
+    registers: [registry],
+    collect() {
+      this.set(intake.pendingSamples);
+    },
+  });
+  new Gauge({
+    name: 'osprey_statsd_live_stats',
+    help: 'statsd stats held in memory',
+    registers: [registry],
+    collect() {
+      this.set(intake.liveStats);
+    },
+  });
+}
