@@ -1,0 +1,403 @@
+/**
+ * `npm run bench:ingest`: statsd over UDP (and TCP) into Osprey's ingest, beside the reference
+ * Etsy statsd (npm `statsd`, no backend but a line counter) and a bare node:dgram socket that
+ * only counts lines (the ceiling for one Node process here).
+ *
+ * The three servers are pinned to one core (--server-cpu, 0) and the generator
+ * (scripts/bench/statsd-load.ts) to the other (--load-cpu, 1); each server is loaded in turn
+ * while the others idle. Lines cycle through --stats (100,000) distinct stats, a quarter each
+ * timers, counters, gauges and sets, 1 and 20 lines per datagram. For each server and packing
+ * the highest rate absorbed with < 0.1% loss is searched (rates grow ×1.5 until loss, then
+ * bisect), each step --duration seconds (3); reported with the CPU seconds the server spent per
+ * million lines at that rate. Then TCP: 4 connections writing as fast as the server reads.
+ * Peak RSS is each server's VmHWM after everything.
+ *
+ * At the end Osprey is stopped with SIGTERM and every line it counted must be in rollups_1m
+ * (the sum of `count` over all stats equals the lines it read: no line is lost on the way).
+ *
+ * Options: --duration=3 --stats=100000 --server-cpu=0 --load-cpu=1 --servers=bare,etsy,osprey
+ *          --packing=1,20 --tcp=true --cpu-prof=DIR (Osprey's .cpuprofile) --keep
+ *          --udp-recv-buffer=BYTES (Osprey's STATSD_UDP_RECV_BUFFER; default: the system's)
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { RowDataPacket } from 'mysql2/promise';
+import { createAccount } from '../../services/kit/accounts.js';
+import { createTestDatabase, TEST_SERVICE_TOKEN } from '../../services/kit/testing/db.js';
+import type { StatsdLoadReport, StatsdLoadSpec } from './statsd-load.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const args = new Map(
+  process.argv.slice(2).map((a) => {
+    const [k, v] = a.replace(/^--/, '').split('=');
+    return [k, v ?? 'true'] as const;
+  }),
+);
+const DURATION_MS = Number(args.get('duration') ?? 3) * 1000;
+const STATS = Number(args.get('stats') ?? 100_000);
+const SERVER_CPU = args.get('server-cpu') ?? '0';
+const LOAD_CPU = args.get('load-cpu') ?? '1';
+const SERVERS = (args.get('servers') ?? 'bare,etsy,osprey').split(',');
+const PACKING = (args.get('packing') ?? '1,20').split(',').map(Number);
+const TCP = args.get('tcp') !== 'false';
+const CPU_PROF = args.get('cpu-prof');
+const RECV_BUFFER = args.get('udp-recv-buffer');
+const MAX_LOSS = 0.001;
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+const log = (s: string) => process.stderr.write(s + '\n');
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+interface Server {
+  name: string;
+  child: ChildProcess;
+  udpPort: number;
+  tcpPort: number;
+  /** Lines received so far (UDP and TCP). */
+  count(): Promise<number>;
+  exited: Promise<number | null>;
+}
+
+function cpuTicks(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return NaN;
+  }
+}
+
+function peakRssMb(pid: number): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'latin1'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function pinned(argv: string[], env: Record<string, string | undefined> = process.env, ipc = false): ChildProcess {
+  return spawn('taskset', ['-c', SERVER_CPU, process.execPath, ...argv], {
+    cwd: root,
+    env,
+    stdio: ipc ? ['ignore', 'pipe', 'inherit', 'ipc'] : ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+const exitOf = (c: ChildProcess) => new Promise<number | null>((r) => c.once('exit', (code) => r(code)));
+
+/** One management-interface question to Etsy. */
+function ask(port: number, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    let text = '';
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => {
+      text += d;
+      if (text.endsWith('END\n\n')) {
+        s.destroy();
+        resolve(text);
+      }
+    });
+    s.on('error', reject);
+    s.write(command + '\n');
+  });
+}
+
+async function waitUntil(what: string, cond: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await cond().catch(() => false))) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+async function startBare(): Promise<Server> {
+  const child = pinned(['--import', 'tsx', path.join(root, 'scripts/bench/bare-statsd.ts'), '0'], process.env, true);
+  const port = await new Promise<number>((r) => child.stdout!.once('data', (d) => r(Number(String(d).trim()))));
+  return {
+    name: 'bare',
+    child,
+    udpPort: port,
+    tcpPort: port,
+    exited: exitOf(child),
+    count: () =>
+      new Promise((resolve) => {
+        child.once('message', (n) => resolve(Number(n)));
+        child.send('count');
+      }),
+  };
+}
+
+async function startEtsy(dir: string): Promise<Server> {
+  const port = await freePort();
+  const mgmt = await freePort();
+  const cfg = path.join(dir, 'etsy-config.js');
+  const address = '127.0.0.1';
+  fs.writeFileSync(
+    cfg,
+    JSON.stringify({
+      servers: [
+        { server: './servers/udp', address, port },
+        { server: './servers/tcp', address, port },
+      ],
+      mgmt_address: address,
+      mgmt_port: mgmt,
+      backends: [path.join(root, 'scripts/bench/etsy-count-backend.cjs')],
+      // Etsy's default: what it does every flush (timer statistics over every value) is part of its cost.
+      flushInterval: 10_000,
+    }),
+  );
+  const child = pinned([path.join(root, 'node_modules/statsd/stats.js'), cfg]);
+  child.stdout!.resume();
+  child.stderr!.resume();
+  const count = async () => Number(/bench\.lines: (\d+)/.exec(await ask(mgmt, 'stats'))?.[1] ?? NaN);
+  await waitUntil('Etsy statsd', async () => !Number.isNaN(await count()));
+  return { name: 'etsy', child, udpPort: port, tcpPort: port, exited: exitOf(child), count };
+}
+
+async function startOsprey(databaseUrl: string, accountId: number): Promise<Server & { ops: number; metrics(): Promise<string> }> {
+  const port = await freePort();
+  const ops = await freePort();
+  const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF)}`] : [];
+  const child = pinned([...prof, '--import', 'tsx', path.join(root, 'services/ingest/main.ts')], {
+    ...process.env,
+    DATABASE_URL: databaseUrl,
+    SERVICE_TOKEN: TEST_SERVICE_TOKEN,
+    LOG_LEVEL: 'warn',
+    OPS_PORT: String(ops),
+    STATSD_UDP_HOST: '127.0.0.1',
+    STATSD_UDP_PORT: String(port),
+    STATSD_TCP_HOST: '127.0.0.1',
+    STATSD_TCP_PORT: String(port),
+    STATSD_UNIX: 'false',
+    STATSD_MGMT: 'false',
+    STATSD_DEFAULT_ACCOUNT: String(accountId),
+    ...(RECV_BUFFER ? { STATSD_UDP_RECV_BUFFER: RECV_BUFFER } : {}),
+  });
+  child.stdout!.on('data', (d) => process.stderr.write(`[osprey] ${d}`));
+  child.stderr!.on('data', (d) => process.stderr.write(`[osprey] ${d}`));
+  const metrics = async () => (await fetch(`http://127.0.0.1:${ops}/metrics`)).text();
+  const read = (text: string, name: string) => {
+    let sum = 0;
+    for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) sum += Number(m[1]);
+    return sum;
+  };
+  const count = async () => read(await metrics(), 'osprey_statsd_lines_total');
+  await waitUntil('Osprey ingest', async () => (await metrics()).includes('osprey_statsd_listener_bound{listener="udp"'));
+  return { name: 'osprey', child, udpPort: port, tcpPort: port, exited: exitOf(child), count, ops, metrics };
+}
+
+function runLoad(spec: StatsdLoadSpec): Promise<StatsdLoadReport> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('taskset', ['-c', LOAD_CPU, process.execPath, '--import', 'tsx', path.join(root, 'scripts/bench/statsd-load.ts'), JSON.stringify(spec)], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as StatsdLoadReport) : reject(new Error(`load generator exited ${code}`))));
+  });
+}
+
+interface Step {
+  rate: number;
+  sent: number;
+  received: number;
+  loss: number;
+  /** Lines per second the generator actually reached. */
+  achieved: number;
+  cpuSecPerM: number;
+}
+
+let offset = 0;
+
+async function step(s: Server, perPacket: number, rate: number): Promise<Step> {
+  const c0 = await s.count();
+  const t0 = cpuTicks(s.child.pid!);
+  const r = await runLoad({ mode: 'udp', host: '127.0.0.1', port: s.udpPort, linesPerPacket: perPacket, rate, durationMs: DURATION_MS, stats: STATS, offset });
+  offset = (offset + r.lines) % STATS;
+  await sleep(300); // what is in the socket buffer is read
+  const c1 = await s.count();
+  const t1 = cpuTicks(s.child.pid!);
+  const received = c1 - c0;
+  return {
+    rate,
+    sent: r.lines,
+    received,
+    loss: r.lines > 0 ? Math.max(0, 1 - received / r.lines) : 0,
+    achieved: r.lines / (r.elapsedMs / 1000),
+    cpuSecPerM: ((t1 - t0) / CLK_TCK / Math.max(1, received)) * 1e6,
+  };
+}
+
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+
+/** The highest rate with loss under MAX_LOSS: grow ×1.5 until loss, then bisect 4 times. */
+async function lossFree(s: Server, perPacket: number): Promise<{ best: Step | null; generatorBound: boolean }> {
+  let rate = perPacket === 1 ? 40_000 : 150_000;
+  let best: Step | null = null;
+  let bad: number | null = null;
+  for (;;) {
+    const r = await step(s, perPacket, rate);
+    log(`  ${s.name} ${perPacket}/packet at ${fmt(rate)} lines/s: sent ${fmt(r.achieved)}/s, loss ${(r.loss * 100).toFixed(3)}%`);
+    const ok = r.loss < MAX_LOSS;
+    if (ok) best = r;
+    if (r.achieved < rate * 0.97) {
+      if (ok) return { best, generatorBound: true };
+    }
+    if (!ok) {
+      bad = rate;
+      break;
+    }
+    rate = Math.round(rate * 1.5);
+  }
+  let lo = best?.rate ?? 0;
+  let hi = bad;
+  for (let i = 0; i < 4; i++) {
+    const mid = Math.round((lo + hi) / 2);
+    const r = await step(s, perPacket, mid);
+    log(`  ${s.name} ${perPacket}/packet at ${fmt(mid)} lines/s: sent ${fmt(r.achieved)}/s, loss ${(r.loss * 100).toFixed(3)}%`);
+    if (r.loss < MAX_LOSS) {
+      best = r;
+      lo = mid;
+    } else hi = mid;
+  }
+  return { best, generatorBound: false };
+}
+
+async function main() {
+  const tdb = await createTestDatabase();
+  const account = await createAccount(tdb.database.pool, 'bench@example.com');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'osprey-bench-'));
+  const servers: Server[] = [];
+  let osprey: Awaited<ReturnType<typeof startOsprey>> | undefined;
+  try {
+    for (const name of SERVERS) {
+      if (name === 'bare') servers.push(await startBare());
+      else if (name === 'etsy') servers.push(await startEtsy(dir));
+      else if (name === 'osprey') servers.push((osprey = await startOsprey(tdb.url, account.id)));
+    }
+    log(`bench:ingest  ${STATS.toLocaleString('en-US')} stats; servers on cpu ${SERVER_CPU} (${servers.map((s) => `${s.name} ${s.child.pid}`).join(', ')}), load on cpu ${LOAD_CPU}`);
+
+    // Warm-up: every stat at least once (Osprey creates them in MySQL), and the JITs. UDP may
+    // drop some while Osprey creates 100,000 stats, so it goes round until Osprey knows them all.
+    const warm = (s: Server) => runLoad({ mode: 'udp', host: '127.0.0.1', port: s.udpPort, linesPerPacket: 20, rate: 20_000, durationMs: Math.max(2000, (STATS / 20_000) * 1000 * 1.1), stats: STATS });
+    for (const s of servers) await warm(s);
+    if (osprey) {
+      const o = osprey;
+      const known = async () => {
+        const m = await o.metrics();
+        const pending = Number(/^osprey_statsd_pending_samples(?:\{[^}]*\})? (\d+)$/m.exec(m)?.[1]);
+        return pending === 0 ? Number(/^osprey_statsd_live_stats(?:\{[^}]*\})? (\d+)$/m.exec(m)?.[1]) : -1;
+      };
+      for (let round = 0; ; round++) {
+        await waitUntil('Osprey to create the stats', async () => (await known()) >= 0, 300_000);
+        const n = await known();
+        log(`  warm-up: Osprey knows ${fmt(n)} stats`);
+        if (n >= STATS) break;
+        if (round === 10) throw new Error('Osprey did not learn every stat in 10 rounds');
+        await warm(o);
+      }
+    }
+
+    const results = new Map<string, { best: Step | null; generatorBound: boolean }>();
+    for (const perPacket of PACKING) {
+      for (const s of servers) {
+        log(`${s.name}, ${perPacket} line(s) per datagram:`);
+        results.set(`${s.name}/${perPacket}`, await lossFree(s, perPacket));
+      }
+    }
+
+    const tcp = new Map<string, number>();
+    for (const s of TCP ? servers : []) {
+      const c0 = await s.count();
+      const r = await runLoad({ mode: 'tcp', host: '127.0.0.1', port: s.tcpPort, linesPerPacket: 0, rate: 0, durationMs: DURATION_MS, stats: STATS, connections: 4 });
+      await sleep(300);
+      const received = (await s.count()) - c0;
+      tcp.set(s.name, received / (r.elapsedMs / 1000));
+      log(`  ${s.name} TCP: ${fmt(received / (r.elapsedMs / 1000))} lines/s (${fmt(received)} of ${fmt(r.lines)} written)`);
+    }
+
+    const rss = new Map(servers.map((s) => [s.name, peakRssMb(s.child.pid!)]));
+    // How long Osprey's event loop was held at a time (a flush, a GC): the socket is not read meanwhile.
+    let lag = '';
+    if (osprey) {
+      const m = await osprey.metrics();
+      const sec = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(m)?.[1] ?? NaN) * 1000;
+      lag = `Osprey event-loop delay: p99 ${sec('nodejs_eventloop_lag_p99_seconds').toFixed(1)} ms, max ${sec('nodejs_eventloop_lag_max_seconds').toFixed(1)} ms`;
+    }
+
+    // Osprey: SIGTERM (it flushes), then every line it read must be in rollups_1m.
+    let integrity = '';
+    if (osprey) {
+      const linesRead = await osprey.count();
+      osprey.child.kill('SIGTERM');
+      const code = await osprey.exited;
+      const [rows] = await tdb.database.pool.query<RowDataPacket[]>('SELECT SUM(count) AS n FROM rollups_1m');
+      const stored = Number(rows[0].n);
+      integrity = `${stored === linesRead ? 'ok  ' : 'MISS'} every line Osprey read is in rollups_1m: ${fmt(stored)} samples stored, ${fmt(linesRead)} lines read (exit ${code})`;
+      if (stored !== linesRead) process.exitCode = 1;
+    }
+
+    const lineRate = (name: string, p: number) => {
+      const b = results.get(`${name}/${p}`)?.best;
+      return b ? b.received / (DURATION_MS / 1000) : NaN;
+    };
+    console.log('');
+    console.log('| datagram | server | loss-free lines/s | CPU s per M lines | Osprey/this |');
+    console.log('|---|---|---|---|---|');
+    for (const p of PACKING) {
+      for (const s of servers) {
+        const r = results.get(`${s.name}/${p}`)!;
+        const lr = lineRate(s.name, p);
+        const vs = s.name === 'osprey' ? '' : (lineRate('osprey', p) / lr).toFixed(2);
+        console.log(`| ${p} line${p > 1 ? 's' : ''} | ${s.name} | ${r.best ? fmt(lr) : '-'}${r.generatorBound ? ' (generator-bound)' : ''} | ${r.best ? r.best.cpuSecPerM.toFixed(2) : '-'} | ${vs} |`);
+      }
+    }
+    if (TCP) {
+      console.log('');
+      console.log(`TCP lines/s (4 connections): ${servers.map((s) => `${s.name} ${fmt(tcp.get(s.name)!)}`).join(', ')}`);
+    }
+    console.log(`peak RSS: ${servers.map((s) => `${s.name} ${rss.get(s.name)!.toFixed(0)} MB`).join(', ')}`);
+    if (lag) console.log(lag);
+    console.log('');
+    const check = (ok: boolean) => (ok ? 'ok  ' : 'MISS');
+    const ratio = (a: string, b: string, p: number) => lineRate(a, p) / lineRate(b, p);
+    if (osprey) {
+      for (const [p, vsEtsy, vsBare] of [
+        [20, 3.5, 0.5],
+        [1, 1.5, 0.8],
+      ] as const) {
+        if (!PACKING.includes(p)) continue;
+        if (SERVERS.includes('etsy')) console.log(`${check(ratio('osprey', 'etsy', p) >= vsEtsy)} ${p}/datagram: Osprey ≥ ${vsEtsy}× Etsy (${ratio('osprey', 'etsy', p).toFixed(2)}×)`);
+        if (SERVERS.includes('bare')) console.log(`${check(ratio('osprey', 'bare', p) >= vsBare)} ${p}/datagram: Osprey ≥ ${vsBare}× the bare socket (${ratio('osprey', 'bare', p).toFixed(2)}×)`);
+      }
+      console.log(`${check(rss.get('osprey')! < 300)} Osprey peak RSS < 300 MB with ${STATS.toLocaleString('en-US')} live stats (${rss.get('osprey')!.toFixed(0)} MB)`);
+      console.log(integrity);
+    }
+  } finally {
+    for (const s of servers) if (s.child.exitCode === null) s.child.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+    if (args.has('keep')) log(`database kept: ${tdb.url}`);
+    else await tdb.drop();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
