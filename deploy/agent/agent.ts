@@ -224,6 +224,10 @@ export class Agent {
           OPS_PORT: String(ports.ops),
           OSPREY_RELEASE: release,
           OSPREY_UNIT: name,
+          // Ingest's write-ahead log lives outside the release, per replica index, so a
+          // replica restarted on a new release replays what its predecessor accepted.
+          REPLICA_INDEX: String(index),
+          WAL_ROOT: path.join(this.deps.home, 'data', 'wal'),
         };
         if (ports.public) Object.assign(env, { HOST: this.deps.hosts.public, PORT: String(ports.public) });
         if (def.workersVar && replicas !== undefined) env[def.workersVar] = String(replicas);

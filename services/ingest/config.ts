@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { z } from 'zod';
 import { baseConfigSchema, envBool } from '../kit/config.js';
 
@@ -41,6 +42,23 @@ export const statsdConfigSchema = z.object({
 });
 export type StatsdConfig = z.infer<typeof statsdConfigSchema>;
 
+/** The write-ahead log (durable.ts): every accepted point is on disk before it is acknowledged. */
+export const walConfigSchema = z.object({
+  /** false: no log (a crash loses what was accepted since the last flush). */
+  WAL: envBool.default(true),
+  /** Where replicas keep their logs, one directory per replica index. */
+  WAL_ROOT: z.string().min(1).default('.data/wal'),
+  /** This replica's index on its host (npm start and the deploy agent set it). */
+  REPLICA_INDEX: z.coerce.number().int().min(0).default(0),
+  /** This replica's log directory; default WAL_ROOT/ingest-REPLICA_INDEX. */
+  WAL_DIR: z.string().min(1).optional(),
+  /** Log bytes that may wait for MySQL (an outage); beyond it Record answers Unavailable, nothing applied. */
+  WAL_MAX_BYTES: z.coerce.number().int().min(1 << 16).default(1 << 30),
+  /** A new log segment starts after this many bytes; segments MySQL holds are deleted. */
+  WAL_SEGMENT_BYTES: z.coerce.number().int().min(1 << 12).default(64 << 20),
+});
+export type WalConfig = z.infer<typeof walConfigSchema>;
+
 export const ingestConfigSchema = baseConfigSchema.extend({
   /** How often aggregated buckets are written to MySQL. */
   FLUSH_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
@@ -49,6 +67,7 @@ export const ingestConfigSchema = baseConfigSchema.extend({
   /** Points this far in the future are refused (a client clock gone wrong). */
   MAX_POINT_FUTURE_SEC: z.coerce.number().int().min(0).default(600),
   ...statsdConfigSchema.shape,
+  ...walConfigSchema.shape,
 });
 export type IngestConfig = z.infer<typeof ingestConfigSchema>;
 
@@ -56,7 +75,14 @@ export type IngestConfig = z.infer<typeof ingestConfigSchema>;
  * What build() takes: a parsed IngestConfig, or (tests that build a replica for its RPCs)
  * one without the statsd fields, which means no statsd listeners.
  */
-export type IngestBuildConfig = Omit<IngestConfig, keyof StatsdConfig> & Partial<StatsdConfig>;
+export type IngestBuildConfig = Omit<IngestConfig, keyof StatsdConfig | keyof WalConfig> & Partial<StatsdConfig> & Partial<WalConfig>;
+
+/** The log's settings, or undefined for no log (WAL=false, or a test config without WAL_DIR/WAL_ROOT). */
+export function walSettings(config: IngestBuildConfig): { dir: string; maxBytes: number; segmentBytes: number } | undefined {
+  if (config.WAL === false || (config.WAL_DIR === undefined && config.WAL_ROOT === undefined)) return undefined;
+  const dir = config.WAL_DIR ?? path.join(config.WAL_ROOT!, `ingest-${config.REPLICA_INDEX ?? 0}`);
+  return { dir, maxBytes: config.WAL_MAX_BYTES ?? 1 << 30, segmentBytes: config.WAL_SEGMENT_BYTES ?? 64 << 20 };
+}
 
 /** The statsd settings of a build config; a config without them has every listener off. */
 export function statsdSettings(config: IngestBuildConfig): StatsdConfig {

@@ -135,6 +135,10 @@ interface PendingFlush {
   rows: RollupRow[];
   /** Gauge buckets with values relative to the stored value, by stat: resolved in each attempt's transaction. */
   relative: Map<number, Bucket[]>;
+  /** With a write-ahead log: the LSN below which the logged samples are in this flush. */
+  cut: number;
+  /** Its intent is on disk in the log. */
+  intended: boolean;
 }
 
 /** Splits keyed items with sketches into chunks of at most ROWS_PER_CHUNK rows and SKETCH_BYTES_PER_CHUNK bytes. */
@@ -212,21 +216,22 @@ function upsertNumeric(conn: PoolConnection, table: string, rows: readonly Rollu
   });
 }
 
-/** `(bucket = ? AND stat_id IN (?)) OR ...` over the keys, with its parameters (for query(), which expands arrays). */
-function keysWhere(keys: readonly { statId: number; bucket: number }[]): [string, unknown[]] {
-  const byBucket = new Map<number, number[]>();
-  for (const k of keys) {
-    let ids = byBucket.get(k.bucket);
-    if (!ids) byBucket.set(k.bucket, (ids = []));
-    ids.push(k.statId);
-  }
-  const where: string[] = [];
-  const params: unknown[] = [];
-  for (const [bucket, ids] of byBucket) {
-    where.push('(bucket = ? AND stat_id IN (?))');
-    params.push(bucket, ids);
-  }
-  return [where.join(' OR '), params];
+function intLiteral(n: number): string {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`not a key: ${n}`);
+  return String(n);
+}
+
+/**
+ * `(SELECT s, b UNION ALL ...) k STRAIGHT_JOIN <table> t ON <t's key is k's>`: the keys as
+ * a derived table read first, then each row of `table` by its primary key (eq_ref). A
+ * locking read or a DELETE over it touches exactly these keys, whatever the optimizer
+ * thinks of the table's size: a scan would lock, in READ COMMITTED too, every row it
+ * passes, other replicas' included, and two such scans deadlock. (MariaDB takes no index
+ * hint on a single-table DELETE, and a small table tempts it to scan.)
+ */
+function keyJoin(keys: readonly { statId: number; bucket: number }[], table: string): string {
+  const rows = keys.map((k, i) => (i === 0 ? `SELECT ${intLiteral(k.statId)} AS s, ${intLiteral(k.bucket)} AS b` : `SELECT ${intLiteral(k.statId)}, ${intLiteral(k.bucket)}`));
+  return `(${rows.join(' UNION ALL ')}) k STRAIGHT_JOIN ${table} t ON t.stat_id = k.s AND t.bucket = k.b`;
 }
 
 /**
@@ -266,6 +271,11 @@ export class RollupFlusher {
   private readonly folded: Counter;
   /** Seconds a pending sketch row collects before it is folded into the rollups. */
   foldAfterSec = DEFAULT_FOLD_AFTER_SEC;
+  /**
+   * The write-ahead log's side of a flush (durable.ts): the cut taken with the buckets, the
+   * intent logged before the transaction, the checkpoint after it. Unset: no log.
+   */
+  wal: { cut(): number; intend(id: string, cut: number): Promise<void>; committed(cut: number): Promise<void> } | undefined;
   /** Test hook: runs after COMMIT and before the flush counts as done. */
   afterCommit: (() => void) | undefined;
   /** Test hook: runs after a chunk's pending sketches are read, before the new ones are inserted. */
@@ -295,7 +305,14 @@ export class RollupFlusher {
     // A tick that finds a flush running skips: flushes never queue up behind a slow one
     // (the next one takes everything that accumulated meanwhile).
     this.timer = setInterval(() => {
-      if (!this.running) void this.flush().then(() => this.sweep()).catch(() => {});
+      if (!this.running) {
+        void this.flush()
+          .then(() => this.sweep())
+          .catch((err: unknown) => {
+            // A failed flush has logged already; a failed sweep is retried on the next tick.
+            if (!this.pending) this.log.warn({ err }, 'folding pending sketches failed; will retry');
+          });
+      }
     }, intervalMs);
     this.timer.unref();
   }
@@ -329,19 +346,19 @@ export class RollupFlusher {
     // Folding is not needed for durability (pending rows are in MySQL, and any replica
     // folds them), only so the rollups' sketches are complete when every replica stops.
     try {
-      await this.foldAll();
+      await this.foldAll(until);
     } catch (err) {
       this.log.warn({ err }, 'could not fold the pending sketches at shutdown; another replica or the next start will');
     }
   }
 
-  /** Folds every pending sketch row no other transaction holds, whatever its age. */
-  async foldAll(): Promise<number> {
+  /** Folds every pending sketch row no other transaction holds, whatever its age (until `untilMs`, if given). */
+  async foldAll(untilMs = Infinity): Promise<number> {
     let total = 0;
     for (;;) {
       const n = await this.sweep(Infinity);
       total += n;
-      if (n < SWEEP_ROWS) return total;
+      if (n < SWEEP_ROWS || Date.now() > untilMs) return total;
     }
   }
 
@@ -349,14 +366,21 @@ export class RollupFlusher {
     if (!this.pending) {
       if (this.aggregator.size === 0) return;
       const samples = this.aggregator.pendingSamples;
-      this.pending = { id: randomUUID(), samples, buckets: this.aggregator.take(), rows: [], relative: new Map() };
+      // The cut and the take happen in one tick: the flush holds exactly the logged samples below the cut.
+      const cut = this.wal ? this.wal.cut() : 0;
+      this.pending = { id: randomUUID(), samples, buckets: this.aggregator.take(), rows: [], relative: new Map(), cut, intended: false };
     }
     const flush = this.pending;
     const end = this.flushSeconds.startTimer();
     try {
+      if (this.wal && !flush.intended) {
+        await this.wal.intend(flush.id, flush.cut);
+        flush.intended = true;
+      }
       if (flush.buckets) await this.prepare(flush);
       const applied = await this.write(flush);
       this.pending = undefined;
+      if (this.wal) await this.wal.committed(flush.cut).catch((err: unknown) => this.log.warn({ err }, 'could not record the flush checkpoint in the write-ahead log; a restart asks MySQL'));
       end();
       if (!applied) this.log.info({ flushId: flush.id }, 'flush was already committed; retry skipped');
     } catch (err) {
@@ -457,8 +481,7 @@ export class RollupFlusher {
     const foldBefore = nowSec - this.foldAfterSec;
     const fold: SketchPart[] = [];
     for (const chunk of chunks(parts)) {
-      const [where, params] = keysWhere(chunk);
-      const [found] = await conn.query<RowDataPacket[]>(`SELECT stat_id, bucket, since, sketch FROM pending_sketches WHERE ${where} FOR UPDATE`, params);
+      const [found] = await conn.query<RowDataPacket[]>(`SELECT t.stat_id, t.bucket, t.since, t.sketch FROM ${keyJoin(chunk, 'pending_sketches')} FOR UPDATE`);
       const stored = new Map<number, { since: number; sketch: Buffer }>();
       for (const f of found) stored.set(Number(f.stat_id) * 1e10 + Number(f.bucket), { since: Number(f.since), sketch: f.sketch as Buffer });
       const update: unknown[] = [];
@@ -478,10 +501,7 @@ export class RollupFlusher {
           update.push(p.statId, p.bucket, p.format, old.since, merged);
         }
       }
-      if (gone.length > 0) {
-        const [w, ps] = keysWhere(gone);
-        await conn.query(`DELETE FROM pending_sketches WHERE ${w}`, ps);
-      }
+      if (gone.length > 0) await conn.query(`DELETE t FROM ${keyJoin(gone, 'pending_sketches')}`);
       const head = 'INSERT INTO pending_sketches (stat_id, bucket, format, since, sketch)';
       await insertFlat(conn, head, 'ON DUPLICATE KEY UPDATE sketch = VALUES(sketch)', 5, update);
       if (fresh.length === 0) continue;
@@ -493,8 +513,7 @@ export class RollupFlusher {
         // read them under lock and merge, as above.
         this.sketchRaces.inc();
         const raced = fresh.slice(from, to);
-        const [w, ps] = keysWhere(raced);
-        const [now] = await conn.query<RowDataPacket[]>(`SELECT stat_id, bucket, sketch FROM pending_sketches WHERE ${w} FOR UPDATE`, ps);
+        const [now] = await conn.query<RowDataPacket[]>(`SELECT t.stat_id, t.bucket, t.sketch FROM ${keyJoin(raced, 'pending_sketches')} FOR UPDATE`);
         const have = new Map<number, Buffer>();
         for (const f of now) have.set(Number(f.stat_id) * 1e10 + Number(f.bucket), f.sketch as Buffer);
         const again: unknown[] = [];
@@ -528,8 +547,7 @@ export class RollupFlusher {
         return 0;
       }
       const parts: SketchPart[] = found.map((f) => ({ statId: Number(f.stat_id), bucket: Number(f.bucket), format: Number(f.format) as SketchFormat, sketch: f.sketch as Buffer }));
-      const [w, ps] = keysWhere(parts);
-      await conn.query(`DELETE FROM pending_sketches WHERE ${w}`, ps);
+      await conn.query(`DELETE t FROM ${keyJoin(parts, 'pending_sketches')}`);
       for (const { table, seconds } of TABLES) await applySketches(conn, table, partsFor(parts, seconds));
       await conn.commit();
       this.folded.inc({ by: 'sweep' }, parts.length);
@@ -554,7 +572,9 @@ export class RollupFlusher {
     const base = new Map<number, { value: number; time: number }>();
     for (let i = 0; i < ids.length; i += IDS_PER_STATEMENT) {
       const part = ids.slice(i, i + IDS_PER_STATEMENT);
-      await conn.query('SELECT id FROM stats WHERE id IN (?) ORDER BY id FOR UPDATE', [part]);
+      // As keyJoin: each stats row by its key, in id order, never a scan.
+      const keys = part.map((id, k) => (k === 0 ? `SELECT ${intLiteral(id)} AS i` : `SELECT ${intLiteral(id)}`)).join(' UNION ALL ');
+      await conn.query(`SELECT t.id FROM (${keys}) k STRAIGHT_JOIN stats t ON t.id = k.i FOR UPDATE`);
       const [rows] = await conn.query<RowDataPacket[]>(
         `SELECT r.stat_id, r.last_value, r.last_time FROM rollups_1d r
          JOIN (SELECT stat_id, MAX(bucket) AS b FROM rollups_1d WHERE stat_id IN (?) GROUP BY stat_id) m
@@ -581,8 +601,7 @@ export class RollupFlusher {
  */
 async function applySketches(conn: PoolConnection, table: string, parts: readonly SketchPart[]): Promise<void> {
   for (const chunk of chunks(parts)) {
-    const [where, params] = keysWhere(chunk);
-    const [found] = await conn.query<RowDataPacket[]>(`SELECT stat_id, bucket, sketch FROM ${table} WHERE ${where} FOR UPDATE`, params);
+    const [found] = await conn.query<RowDataPacket[]>(`SELECT t.stat_id, t.bucket, t.sketch FROM ${keyJoin(chunk, table)} FOR UPDATE`);
     const stored = new Map<number, Buffer | null>();
     for (const f of found) stored.set(Number(f.stat_id) * 1e10 + Number(f.bucket), (f.sketch as Buffer | null) ?? null);
     const flat: unknown[] = [];

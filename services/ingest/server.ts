@@ -1,7 +1,9 @@
 import { IngestService } from '../../gen/osprey/v1/ingest_pb.js';
 import { startReplica, type BaseDeps, type Replica } from '../kit/replica.js';
 import { Aggregator } from './aggregator.js';
-import { statsdSettings, type IngestBuildConfig } from './config.js';
+import { statsdSettings, walSettings, type IngestBuildConfig } from './config.js';
+import { DurableRecorder } from './durable.js';
+import { WriteAheadLog } from './wal.js';
 import { RollupFlusher } from './flusher.js';
 import { StatResolver } from './stat-resolver.js';
 import { ingestRoutes } from './router.js';
@@ -17,6 +19,8 @@ export interface IngestDeps extends BaseDeps {
 
 export interface IngestReplica extends Replica {
   aggregator: Aggregator;
+  /** The write-ahead log in front of the aggregator, when one is configured. */
+  recorder: DurableRecorder | undefined;
   flusher: RollupFlusher;
   statsd: StatsdServer;
 }
@@ -28,11 +32,32 @@ export async function build(deps: IngestDeps): Promise<IngestReplica> {
   let flusher!: RollupFlusher;
   let statsd!: StatsdServer;
   const now = deps.now ?? Date.now;
+  // The log first: what a previous run of this replica accepted and MySQL lacks is replayed
+  // into the aggregator before anything new is taken.
+  const walConfig = walSettings(deps.config);
+  let recorder: DurableRecorder | undefined;
+  if (walConfig) {
+    const wal = await WriteAheadLog.open(walConfig.dir, { segmentBytes: walConfig.segmentBytes });
+    recorder = new DurableRecorder(wal, aggregator, walConfig.maxBytes);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const r = await recorder.recover(deps.database.pool);
+        deps.log.info({ dir: walConfig.dir, replayed: r.samples, fromLsn: r.fromLsn, logBytes: r.logBytes }, 'write-ahead log opened');
+        break;
+      } catch (err) {
+        // Replay must know which logged flushes MySQL holds: wait for it rather than guess.
+        if (attempt === 1 || attempt % 10 === 0) deps.log.warn({ err, attempt }, 'cannot replay the write-ahead log until MySQL answers; retrying');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+  const target = recorder ?? aggregator;
   const replica = await startReplica('ingest', deps, {
     serviceNames: [IngestService.typeName],
     codecs: codecMap(recordRequestCodec),
     routes: ingestRoutes({
-      aggregator,
+      aggregator: target,
+      durability: recorder,
       stats,
       now,
       maxAgeSec: deps.config.MAX_POINT_AGE_DAYS * 86400,
@@ -40,10 +65,11 @@ export async function build(deps: IngestDeps): Promise<IngestReplica> {
     }),
     start: async () => {
       flusher = new RollupFlusher(deps.database.pool, aggregator, `ingest:${process.pid}`, deps.log, deps.metrics);
+      flusher.wal = recorder;
       flusher.start(deps.config.FLUSH_INTERVAL_MS);
       statsd = await startStatsd({
         config: statsdSettings(deps.config),
-        target: aggregator,
+        target,
         noteKind: (id, kind) => aggregator.noteKind(id, kind),
         stats,
         pool: deps.database.pool,
@@ -58,7 +84,10 @@ export async function build(deps: IngestDeps): Promise<IngestReplica> {
       flusher.stop();
       await flusher.flushAll(deps.config.SHUTDOWN_TIMEOUT_MS / 2);
     },
-    close: () => deps.database.close(),
+    close: async () => {
+      await recorder?.close();
+      await deps.database.close();
+    },
   });
-  return Object.assign(replica, { aggregator, flusher, statsd });
+  return Object.assign(replica, { aggregator, recorder, flusher, statsd });
 }
