@@ -15,6 +15,8 @@
  * At the end Osprey is stopped with SIGTERM and every line it counted must be in rollups_1m
  * (the sum of `count` over all stats equals the lines it read: no line is lost on the way).
  *
+ * Between steps Osprey is let finish its flushes, and their CPU counts for the step's lines.
+ *
  * Options: --duration=3 --stats=100000 --server-cpu=0 --load-cpu=1 --servers=bare,etsy,osprey
  *          --packing=1,20 --tcp=true --cpu-prof=DIR (Osprey's .cpuprofile) --keep
  *          --udp-recv-buffer=BYTES (Osprey's STATSD_UDP_RECV_BUFFER; default: the system's)
@@ -58,6 +60,8 @@ interface Server {
   tcpPort: number;
   /** Lines received so far (UDP and TCP). */
   count(): Promise<number>;
+  /** Resolves when the server has nothing left to do for what it received (Osprey: flushed). */
+  quiesce?(): Promise<void>;
   exited: Promise<number | null>;
 }
 
@@ -198,7 +202,17 @@ async function startOsprey(databaseUrl: string, accountId: number): Promise<Serv
   };
   const count = async () => read(await metrics(), 'osprey_statsd_lines_total');
   await waitUntil('Osprey ingest', async () => (await metrics()).includes('osprey_statsd_listener_bound{listener="udp"'));
-  return { name: 'osprey', child, udpPort: port, tcpPort: port, exited: exitOf(child), count, ops, metrics };
+  // Flushed: no rollup row written for two flush intervals.
+  const quiesce = async () => {
+    let last = -1;
+    for (;;) {
+      const rows = read(await metrics(), 'osprey_flushed_rows_total');
+      if (rows === last) return;
+      last = rows;
+      await sleep(2100);
+    }
+  };
+  return { name: 'osprey', child, udpPort: port, tcpPort: port, exited: exitOf(child), count, quiesce, ops, metrics };
 }
 
 function runLoad(spec: StatsdLoadSpec): Promise<StatsdLoadReport> {
@@ -232,6 +246,9 @@ async function step(s: Server, perPacket: number, rate: number): Promise<Step> {
   offset = (offset + r.lines) % STATS;
   await sleep(300); // what is in the socket buffer is read
   const c1 = await s.count();
+  // The work these lines cause after they arrive (Osprey's flushes) counts for them, and the
+  // next step starts from a quiet server.
+  await s.quiesce?.();
   const t1 = cpuTicks(s.child.pid!);
   const received = c1 - c0;
   return {
@@ -308,7 +325,10 @@ async function main() {
         await waitUntil('Osprey to create the stats', async () => (await known()) >= 0, 300_000);
         const n = await known();
         log(`  warm-up: Osprey knows ${fmt(n)} stats`);
-        if (n >= STATS) break;
+        if (n >= STATS) {
+          await o.quiesce!();
+          break;
+        }
         if (round === 10) throw new Error('Osprey did not learn every stat in 10 rounds');
         await warm(o);
       }
@@ -333,12 +353,13 @@ async function main() {
     }
 
     const rss = new Map(servers.map((s) => [s.name, peakRssMb(s.child.pid!)]));
-    // How long Osprey's event loop was held at a time (a flush, a GC): the socket is not read meanwhile.
+    // Where Osprey's memory is, after everything has been flushed.
     let lag = '';
     if (osprey) {
       const m = await osprey.metrics();
       const sec = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(m)?.[1] ?? NaN) * 1000;
-      lag = `Osprey event-loop delay: p99 ${sec('nodejs_eventloop_lag_p99_seconds').toFixed(1)} ms, max ${sec('nodejs_eventloop_lag_max_seconds').toFixed(1)} ms`;
+      const mb = (name: string) => (sec(name) / 1000 / 1024 / 1024).toFixed(0);
+      lag = `Osprey now: RSS ${mb('process_resident_memory_bytes')} MB, JS heap used ${mb('nodejs_heap_size_used_bytes')} of ${mb('nodejs_heap_size_total_bytes')} MB, external ${mb('nodejs_external_memory_bytes')} MB`;
     }
 
     // Osprey: SIGTERM (it flushes), then every line it read must be in rollups_1m.

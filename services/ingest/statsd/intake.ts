@@ -63,6 +63,8 @@ const LOG_EVERY_MS = 10_000;
 /** Counters of one listener (udp, tcp, unix): plain numbers on the hot path, read by /metrics. */
 export class ListenerStats {
   packets = 0;
+  /** UDP: datagrams dropped because too many waited to be parsed. */
+  packetsDropped = 0;
   bytes = 0;
   lines = 0;
   connections = 0;

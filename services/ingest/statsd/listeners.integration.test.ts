@@ -271,6 +271,50 @@ describe('stream framing', () => {
   });
 });
 
+describe('UDP while the event loop is held', () => {
+  it('loses nothing: a reader thread drains the socket (a plain socket beside it overflows)', async () => {
+    const dgram = await import('node:dgram');
+    const { spawn } = await import('node:child_process');
+    // A bigger receive buffer (as far as net.core.rmem_max allows) covers the moments a busy
+    // machine does not schedule the reader thread; it holds far less than the held time.
+    const r = await start({ STATSD_TCP: false, STATSD_UNIX: false, STATSD_MGMT: false, STATSD_UDP_RECV_BUFFER: 4 << 20 });
+    const port = r.statsd.udp!.address()!.port;
+    // The control: a socket with the same buffer read on this thread, as a listener without the reader thread would be.
+    const control = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
+    let controlLines = 0;
+    control.on('message', () => controlLines++);
+    await new Promise<void>((res) => control.bind(0, '127.0.0.1', res));
+    const N = 30_000; // over 2 s: far more than the receive buffer holds, at a rate a reader keeps up with
+    const done = path.join(dir, 'sent');
+    const sender = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const d = require('dgram').createSocket('udp4');
+         const ports = [${port}, ${control.address().port}];
+         let i = 0;
+         const go = () => { for (let k = 0; k < 75 && i < ${N}; k++, i++) for (const p of ports) d.send('held:1|c', p, '127.0.0.1');
+           if (i < ${N}) setTimeout(go, 5); else setTimeout(() => { require('fs').writeFileSync(${JSON.stringify(done)}, ''); d.close(); }, 100); };
+         go();`,
+      ],
+      { stdio: 'ignore' },
+    );
+    const exited = new Promise((res) => sender.once('exit', res));
+    // Hold this thread (a long flush would) until the sender is done.
+    const until = Date.now() + 20_000;
+    while (!fs.existsSync(done) && Date.now() < until);
+    expect(fs.existsSync(done)).toBe(true);
+    await exited;
+    await waitFor('the held lines', () => r.statsd.udp!.stats.lines === N).catch((e) => { throw new Error(`${e.message}: ${r.statsd.udp!.stats.lines} of ${N}, control ${controlLines}, dropped ${r.statsd.udp!.stats.packetsDropped}`); });
+    await new Promise((res) => setTimeout(res, 100));
+    control.close();
+    expect(controlLines).toBeLessThan(N);
+    expect(r.statsd.udp!.stats.packetsDropped).toBe(0);
+    const rows = await flushed(r);
+    expect(rows.map((x) => [x.name, x.sum])).toEqual([['held', N]]);
+  });
+});
+
 describe('lookups', () => {
   it('keeps the samples of new stats while MySQL fails, and aggregates them in order once it answers', async () => {
     const r = await start({ STATSD_TCP: false, STATSD_UNIX: false, STATSD_MGMT: false });

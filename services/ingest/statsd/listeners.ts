@@ -12,11 +12,11 @@
  * auth the line is accepted and ignored). Otherwise, with STATSD_AUTH=token, every line
  * carries statsgod's `<token>.` prefix.
  */
-import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../kit/log.js';
 import { Claim, listenOrInUse, socketInode, unixSocketLive } from './claim.js';
 import { ListenerStats, type ListenerSink, type StatsdIntake } from './intake.js';
@@ -38,9 +38,71 @@ function parsersFor(o: ListenerBase): { plain: StatsdParser; tokened: StatsdPars
   };
 }
 
+/**
+ * The UDP socket lives in a worker thread that only reads: it copies each datagram into a
+ * chunk (u32 length, then the bytes) and hands full or idle chunks to this thread, which
+ * parses them in place. So when this thread is busy (a flush of many stats holds it for
+ * tens of milliseconds), the socket is still drained and datagrams wait in memory, not in
+ * the kernel's receive buffer (208 KB by default: a few thousand lines), where they would
+ * be dropped. Up to UDP_QUEUE_BYTES may wait; past that the worker drops datagrams and
+ * counts them. The worker is plain JavaScript (eval) so it runs the same from sources,
+ * tests and the release build.
+ */
+const UDP_WORKER = String.raw`
+const { parentPort, workerData } = require('node:worker_threads');
+const dgram = require('node:dgram');
+const queued = new Int32Array(workerData.queued);
+const CHUNK = 256 * 1024;
+let socket = null;
+let chunk, u8, dv, used = 0, dropped = 0, scheduled = false;
+const fresh = (size) => { chunk = new ArrayBuffer(size); u8 = new Uint8Array(chunk); dv = new DataView(chunk); used = 0; };
+fresh(CHUNK);
+const post = () => {
+  scheduled = false;
+  if (used === 0 && dropped === 0) return;
+  const c = chunk, n = used, d = dropped;
+  fresh(CHUNK);
+  dropped = 0;
+  Atomics.add(queued, 0, n);
+  parentPort.postMessage({ t: 'data', buf: c, n, dropped: d }, [c]);
+};
+const onMessage = (msg) => {
+  const need = msg.length + 4;
+  if (Atomics.load(queued, 0) + used + need > workerData.maxQueued) { dropped++; return; }
+  if (used + need > chunk.byteLength) { post(); if (need > chunk.byteLength) fresh(need); }
+  dv.setUint32(used, msg.length, true);
+  u8.set(msg, used + 4);
+  used += need;
+  if (!scheduled) { scheduled = true; setImmediate(post); }
+};
+parentPort.on('message', (m) => {
+  if (m.t === 'bind') {
+    const s = dgram.createSocket({ type: m.type, reuseAddr: true, ...(m.recvBufferSize > 0 ? { recvBufferSize: m.recvBufferSize } : {}) });
+    s.once('error', (err) => { s.close(); parentPort.postMessage({ t: err.code === 'EADDRINUSE' ? 'inuse' : 'error', code: err.code, message: err.message }); });
+    s.bind(m.port, m.host, () => {
+      s.removeAllListeners('error');
+      s.on('error', (err) => parentPort.postMessage({ t: 'socket-error', code: err.code, message: err.message }));
+      s.on('message', onMessage);
+      socket = s;
+      parentPort.postMessage({ t: 'bound', address: s.address(), recvBuffer: s.getRecvBufferSize() });
+    });
+  } else if (m.t === 'close') {
+    const done = () => { post(); parentPort.postMessage({ t: 'closed' }); };
+    if (socket) { const s = socket; socket = null; s.close(done); } else done();
+  }
+});
+`;
+
+/** Bytes of datagrams that may wait for the parsing thread. */
+const UDP_QUEUE_BYTES = 64 * 1024 * 1024;
+
 export class UdpListener {
   readonly stats = new ListenerStats('udp');
-  private socket: dgram.Socket | null = null;
+  private worker: Worker | null = null;
+  private bound: net.AddressInfo | null = null;
+  private readonly queued = new Int32Array(new SharedArrayBuffer(4));
+  /** The worker's answer to the command in flight. */
+  private reply: ((m: WorkerReply) => void) | null = null;
   private readonly claim: Claim;
   private readonly sink: ListenerSink;
   private readonly parser: StatsdParser;
@@ -60,67 +122,118 @@ export class UdpListener {
 
   /** The bound address, or null while standing by. */
   address(): net.AddressInfo | null {
-    return this.socket ? (this.socket.address() as net.AddressInfo) : null;
+    return this.bound;
   }
 
-  private readonly onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
+  /** Datagrams read by the worker but not parsed yet, in bytes (a gauge in /metrics). */
+  get queuedBytes(): number {
+    return Atomics.load(this.queued, 0);
+  }
+
+  /** Commands go one at a time: each waits for the answer to the one before. */
+  private asking: Promise<unknown> = Promise.resolve();
+
+  private ask(w: Worker, m: object): Promise<WorkerReply> {
+    const answer = this.asking.then(
+      () =>
+        new Promise<WorkerReply>((resolve) => {
+          this.reply = resolve;
+          w.postMessage(m);
+        }),
+    );
+    this.asking = answer.catch(() => {});
+    return answer;
+  }
+
+  private onWorkerMessage(m: WorkerReply): void {
+    if (m.t === 'data') {
+      this.chunk(Buffer.from(m.buf, 0, m.n), m.dropped);
+      Atomics.sub(this.queued, 0, m.n);
+      return;
+    }
+    if (m.t === 'socket-error') {
+      this.o.log.error({ code: m.code, message: m.message }, `${this.what}: socket error`);
+      return;
+    }
+    const r = this.reply;
+    this.reply = null;
+    r?.(m);
+  }
+
+  /** One chunk of datagrams from the worker, each parsed where it lies. */
+  private chunk(buf: Buffer, dropped: number): void {
     const st = this.stats;
-    st.packets++;
-    st.bytes += msg.length;
     const now = this.o.now();
     const sink = this.sink;
-    sink.begin(now, null, rinfo);
-    let lines = 0;
-    try {
-      lines = this.parser.parse(msg, 0, msg.length, sink);
-    } catch (err) {
-      failedRead(this.o.intake, 'udp', err);
+    const parser = this.parser;
+    const intake = this.o.intake;
+    if (dropped > 0) {
+      st.packetsDropped += dropped;
+      intake.logOnce('udp', 'queue_full', () => ({ dropped }), 'statsd datagrams dropped: more than 64 MB waiting to be parsed');
     }
-    st.lines += lines;
-    this.o.intake.noteRead(now, sink.minute, lines);
-  };
+    sink.begin(now, null, null);
+    let at = 0;
+    while (at < buf.length) {
+      const len = buf.readUInt32LE(at);
+      const start = at + 4;
+      at = start + len;
+      st.packets++;
+      st.bytes += len;
+      let lines = 0;
+      try {
+        lines = parser.parse(buf, start, at, sink);
+      } catch (err) {
+        failedRead(intake, 'udp', err);
+      }
+      st.lines += lines;
+      intake.noteRead(now, sink.minute, lines);
+    }
+  }
 
   private async bind(): Promise<boolean> {
     const { host, port, recvBufferSize } = this.o;
-    const socket = dgram.createSocket({
-      type: net.isIPv6(host) ? 'udp6' : 'udp4',
-      // See claim.ts: replicas of one host all bind; the newest receives.
-      reuseAddr: true,
-      ...(recvBufferSize > 0 ? { recvBufferSize } : {}),
-    });
-    const ok = await new Promise<boolean>((resolve, reject) => {
-      socket.once('error', (err: NodeJS.ErrnoException) => {
-        socket.close();
-        if (err.code === 'EADDRINUSE') resolve(false);
-        else reject(err);
+    if (!this.worker) {
+      const w = new Worker(UDP_WORKER, { eval: true, workerData: { queued: this.queued.buffer, maxQueued: UDP_QUEUE_BYTES } });
+      w.on('message', (m: WorkerReply) => this.onWorkerMessage(m));
+      w.on('error', (err) => {
+        this.o.log.error({ err }, `${this.what}: reader thread failed`);
+        this.reply?.({ t: 'error', code: 'EWORKER', message: String(err) });
       });
-      socket.bind(port, host, () => {
-        socket.removeAllListeners('error');
-        resolve(true);
-      });
-    });
-    if (!ok) return false;
-    socket.on('error', (err) => this.o.log.error({ err }, `${this.what}: socket error`));
-    socket.on('message', this.onMessage);
-    this.socket = socket;
-    const actual = socket.getRecvBufferSize();
-    // Linux reports twice what was set; less than asked means net.core.rmem_max capped it.
-    if (recvBufferSize > 0 && actual < recvBufferSize) {
-      this.o.log.warn({ asked: recvBufferSize, got: actual }, `${this.what}: receive buffer capped by the kernel (raise net.core.rmem_max)`);
+      w.unref();
+      this.worker = w;
     }
-    this.o.log.info({ address: socket.address(), recvBuffer: actual }, `${this.what}: listening`);
+    const m = await this.ask(this.worker, { t: 'bind', type: net.isIPv6(host) ? 'udp6' : 'udp4', host, port, recvBufferSize });
+    if (m.t === 'inuse') return false;
+    if (m.t !== 'bound') throw Object.assign(new Error(`${this.what}: ${m.t === 'error' ? m.message : m.t}`), { code: m.t === 'error' ? m.code : undefined });
+    this.bound = m.address;
+    // Linux reports twice what was set; less than asked means net.core.rmem_max capped it.
+    if (recvBufferSize > 0 && m.recvBuffer < recvBufferSize) {
+      this.o.log.warn({ asked: recvBufferSize, got: m.recvBuffer }, `${this.what}: receive buffer capped by the kernel (raise net.core.rmem_max)`);
+    }
+    this.o.log.info({ address: m.address, recvBuffer: m.recvBuffer }, `${this.what}: listening`);
     return true;
   }
 
-  /** Stops reading: datagrams already read have been aggregated when this returns. */
+  /** Stops reading: every datagram the worker had read has been aggregated when this returns. */
   async stop(): Promise<void> {
     this.claim.stop();
-    const s = this.socket;
-    this.socket = null;
     this.stats.bound = false;
-    if (s) await new Promise<void>((r) => s.close(() => r()));
+    const w = this.worker;
+    if (!w) return;
+    await this.ask(w, { t: 'close' });
+    this.bound = null;
+    this.worker = null;
+    await w.terminate();
   }
 }
+
+type WorkerReply =
+  | { t: 'data'; buf: ArrayBuffer; n: number; dropped: number }
+  | { t: 'bound'; address: net.AddressInfo; recvBuffer: number }
+  | { t: 'inuse' }
+  | { t: 'closed' }
+  | { t: 'error'; code: string; message: string }
+  | { t: 'socket-error'; code: string; message: string };
 
 /**
  * A read whose processing threw (a bug, not bad input: bad lines are counted, not thrown).

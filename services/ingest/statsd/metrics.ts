@@ -20,6 +20,7 @@ export function registerStatsdMetrics(registry: Registry, listeners: () => Liste
   copy('osprey_statsd_packets_total', 'statsd datagrams (UDP) or reads (TCP, Unix) received', (s) => s.packets);
   copy('osprey_statsd_bytes_total', 'statsd bytes received', (s) => s.bytes);
   copy('osprey_statsd_lines_total', 'statsd lines received, good and bad', (s) => s.lines);
+  copy('osprey_statsd_dropped_packets_total', 'UDP datagrams dropped because too many were waiting to be parsed', (s) => s.packetsDropped);
 
   const byReason = <R extends string>(name: string, help: string, reasons: readonly R[], read: (s: ListenerStats) => Record<R, number>) =>
     new Counter({
