@@ -173,7 +173,7 @@ async function startEtsy(dir: string): Promise<Server> {
   return { name: 'etsy', child, udpPort: port, tcpPort: port, exited: exitOf(child), count };
 }
 
-async function startOsprey(databaseUrl: string, accountId: number): Promise<Server & { ops: number; metrics(): Promise<string> }> {
+async function startOsprey(databaseUrl: string, accountId: number, dir: string): Promise<Server & { ops: number; metrics(): Promise<string> }> {
   const port = await freePort();
   const ops = await freePort();
   const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF)}`] : [];
@@ -190,6 +190,8 @@ async function startOsprey(databaseUrl: string, accountId: number): Promise<Serv
     STATSD_UNIX: 'false',
     STATSD_MGMT: 'false',
     STATSD_DEFAULT_ACCOUNT: String(accountId),
+    // its own write-ahead log (on, as by default), not the checkout's .data/wal
+    WAL_ROOT: path.join(dir, 'wal'),
     ...(RECV_BUFFER ? { STATSD_UDP_RECV_BUFFER: RECV_BUFFER } : {}),
   });
   child.stdout!.on('data', (d) => process.stderr.write(`[osprey] ${d}`));
@@ -306,7 +308,7 @@ async function main() {
     for (const name of SERVERS) {
       if (name === 'bare') servers.push(await startBare());
       else if (name === 'etsy') servers.push(await startEtsy(dir));
-      else if (name === 'osprey') servers.push((osprey = await startOsprey(tdb.url, account.id)));
+      else if (name === 'osprey') servers.push((osprey = await startOsprey(tdb.url, account.id, dir)));
     }
     log(`bench:ingest  ${STATS.toLocaleString('en-US')} stats; servers on cpu ${SERVER_CPU} (${servers.map((s) => `${s.name} ${s.child.pid}`).join(', ')}), load on cpu ${LOAD_CPU}`);
 

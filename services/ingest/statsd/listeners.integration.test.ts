@@ -386,6 +386,8 @@ describe('SIGTERM', () => {
         STATSD_UNIX_PATH: socketPath,
         STATSD_MGMT: 'false',
         STATSD_DEFAULT_ACCOUNT: String(accountId),
+        // its own write-ahead log, not the checkout's .data/wal
+        WAL_ROOT: path.join(dir, 'wal'),
       },
       stdio: ['ignore', 'ignore', 'inherit'],
     });
