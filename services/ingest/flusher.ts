@@ -216,22 +216,40 @@ function upsertNumeric(conn: PoolConnection, table: string, rows: readonly Rollu
   });
 }
 
+/**
+ * Runs a transaction again when InnoDB chose it as a deadlock victim (it rolled back the
+ * whole transaction, so running it again is safe; a flush keeps its id and rows). Lock
+ * order makes deadlocks rare (see RollupFlusher); one that remains, such as two waiters
+ * upgrading the shared lock a duplicate-key check leaves, costs a retry, not a failed flush.
+ */
+async function retryDeadlocks<T>(run: () => Promise<T>, attempts = 4): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await run();
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ER_LOCK_DEADLOCK' || i >= attempts) throw err;
+      await new Promise((r) => setTimeout(r, 5 * i + Math.random() * 20));
+    }
+  }
+}
+
 function intLiteral(n: number): string {
   if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`not a key: ${n}`);
   return String(n);
 }
 
 /**
- * `(SELECT s, b UNION ALL ...) k STRAIGHT_JOIN <table> t ON <t's key is k's>`: the keys as
- * a derived table read first, then each row of `table` by its primary key (eq_ref). A
- * locking read or a DELETE over it touches exactly these keys, whatever the optimizer
- * thinks of the table's size: a scan would lock, in READ COMMITTED too, every row it
- * passes, other replicas' included, and two such scans deadlock. (MariaDB takes no index
- * hint on a single-table DELETE, and a small table tempts it to scan.)
+ * `(SELECT s, b UNION ALL ...) k STRAIGHT_JOIN <table> t FORCE INDEX (PRIMARY) ON <t's key
+ * is k's>`: the keys as a derived table read first, then each row of `table` by its primary
+ * key (eq_ref). A locking read or a DELETE over it touches exactly these keys, in the order
+ * given, whatever the optimizer thinks of the table's size: a scan (or a block join, which a
+ * small table invites) would lock, in READ COMMITTED too, every row it passes, other
+ * replicas' included, and two such scans deadlock. (MariaDB takes no index hint on a
+ * single-table DELETE.)
  */
 function keyJoin(keys: readonly { statId: number; bucket: number }[], table: string): string {
   const rows = keys.map((k, i) => (i === 0 ? `SELECT ${intLiteral(k.statId)} AS s, ${intLiteral(k.bucket)} AS b` : `SELECT ${intLiteral(k.statId)}, ${intLiteral(k.bucket)}`));
-  return `(${rows.join(' UNION ALL ')}) k STRAIGHT_JOIN ${table} t ON t.stat_id = k.s AND t.bucket = k.b`;
+  return `(${rows.join(' UNION ALL ')}) k STRAIGHT_JOIN ${table} t FORCE INDEX (PRIMARY) ON t.stat_id = k.s AND t.bucket = k.b`;
 }
 
 /**
@@ -378,7 +396,7 @@ export class RollupFlusher {
         flush.intended = true;
       }
       if (flush.buckets) await this.prepare(flush);
-      const applied = await this.write(flush);
+      const applied = await retryDeadlocks(() => this.write(flush));
       this.pending = undefined;
       if (this.wal) await this.wal.committed(flush.cut).catch((err: unknown) => this.log.warn({ err }, 'could not record the flush checkpoint in the write-ahead log; a restart asks MySQL'));
       end();
@@ -532,7 +550,11 @@ export class RollupFlusher {
    * no other transaction holds, up to SWEEP_ROWS, in one transaction; returns how many.
    * The rows a running flush holds are skipped: that flush folds or extends them itself.
    */
-  async sweep(olderThanSec = this.foldAfterSec): Promise<number> {
+  sweep(olderThanSec = this.foldAfterSec): Promise<number> {
+    return retryDeadlocks(() => this.sweepOnce(olderThanSec));
+  }
+
+  private async sweepOnce(olderThanSec: number): Promise<number> {
     const conn: PoolConnection = await this.pool.getConnection();
     try {
       await conn.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
@@ -574,7 +596,7 @@ export class RollupFlusher {
       const part = ids.slice(i, i + IDS_PER_STATEMENT);
       // As keyJoin: each stats row by its key, in id order, never a scan.
       const keys = part.map((id, k) => (k === 0 ? `SELECT ${intLiteral(id)} AS i` : `SELECT ${intLiteral(id)}`)).join(' UNION ALL ');
-      await conn.query(`SELECT t.id FROM (${keys}) k STRAIGHT_JOIN stats t ON t.id = k.i FOR UPDATE`);
+      await conn.query(`SELECT t.id FROM (${keys}) k STRAIGHT_JOIN stats t FORCE INDEX (PRIMARY) ON t.id = k.i FOR UPDATE`);
       const [rows] = await conn.query<RowDataPacket[]>(
         `SELECT r.stat_id, r.last_value, r.last_time FROM rollups_1d r
          JOIN (SELECT stat_id, MAX(bucket) AS b FROM rollups_1d WHERE stat_id IN (?) GROUP BY stat_id) m
