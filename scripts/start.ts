@@ -33,7 +33,7 @@ const ports = Object.fromEntries(services.filter((s) => s.port).map((s) => [s.na
 const apiUrl = `http://localhost:${ports.api ?? 8088}`;
 // statsd lines (no auth) go to the demo account unless told otherwise.
 const statsdAccount = process.env.STATSD_DEFAULT_ACCOUNT ?? String(demo.id);
-const stack = await startStack({ databaseUrl: local.url, services, ports, stdio: 'inherit', env: { API_PUBLIC_URL: apiUrl, STATSD_DEFAULT_ACCOUNT: statsdAccount } });
+const stack = await startStack({ databaseUrl: local.url, services, ports, stdio: 'inherit', env: { API_PUBLIC_URL: apiUrl, STATSD_DEFAULT_ACCOUNT: statsdAccount, WAL_ROOT: path.resolve('.data/wal') } });
 
 let stopping = false;
 const stop = async (code: number) => {

@@ -98,6 +98,8 @@ export async function spawnMariadb(opts: { datadir: string; rundir: string; port
   child.unref();
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const end = async (signal: NodeJS.Signals) => {
+    // Unreferenced so npm start can exit without it; waiting for its exit must keep us alive.
+    child.ref();
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     await exited;
   };

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
 
@@ -63,6 +65,9 @@ export async function startStack(opts: {
   stdio?: 'inherit' | 'ignore' | 'pipe';
 }): Promise<Stack> {
   const serviceToken = randomBytes(24).toString('base64url');
+  // Ingest's write-ahead logs: npm start keeps them in .data/wal (given in env); any other
+  // stack (tests, benchmarks) gets a directory of its own, so stacks never share a log.
+  const ownWalRoot = opts.env?.WAL_ROOT ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), 'osprey-wal-'));
   const ports: Record<string, number> = {};
   for (const s of opts.services) if (s.kind === 'http') ports[s.name] = opts.ports?.[s.name] ?? (await freePort());
   const processes: RunningProcess[] = [];
@@ -75,6 +80,7 @@ export async function startStack(opts: {
       ...(process.env as Record<string, string>),
       // Which replica this is on this host: ingest keeps its write-ahead log per index.
       REPLICA_INDEX: String(index),
+      ...(ownWalRoot ? { WAL_ROOT: ownWalRoot } : {}),
       DATABASE_URL: opts.databaseUrl,
       SERVICE_TOKEN: serviceToken,
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
@@ -142,6 +148,7 @@ export async function startStack(opts: {
       }, graceMs);
       await Promise.all(live.map((p) => p.exited));
       clearTimeout(timer);
+      if (ownWalRoot) fs.rmSync(ownWalRoot, { recursive: true, force: true });
     },
   };
 }

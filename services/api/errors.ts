@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import { ConnectError } from '@connectrpc/connect';
-import { OspreyError, httpStatusOf } from '../kit/errors.js';
+import { OspreyError, databaseUnavailable, httpStatusOf } from '../kit/errors.js';
+import { NOT_APPLIED_HEADER } from '../kit/rpc/server.js';
 import type { Logger } from '../kit/log.js';
 import { randomUUID } from 'node:crypto';
 
@@ -19,7 +20,18 @@ export function httpErrorOf(err: unknown, log: Logger): HttpError {
   }
   if (err instanceof ConnectError) {
     log.warn({ err }, 'ingest call failed');
-    return { status: 503, msg: 'ingest is unavailable, try again', headers: { 'retry-after': '1' } };
+    // Say whether a retry can double count: a refused call was not applied, a broken one may have been.
+    const notApplied = err.metadata.get(NOT_APPLIED_HEADER) === '1';
+    return {
+      status: 503,
+      msg: notApplied ? 'ingest is unavailable; nothing was recorded, try again' : 'ingest is unavailable; the points may or may not have been recorded',
+      headers: { 'retry-after': '1' },
+    };
+  }
+  const down = databaseUnavailable(err);
+  if (down) {
+    log.debug({ err }, 'database unavailable');
+    return { status: 503, msg: down.message, headers: { 'retry-after': String(down.details.retryAfterSec ?? 5) } };
   }
   const requestId = randomUUID();
   log.error({ err, requestId }, 'request failed');

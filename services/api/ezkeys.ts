@@ -32,6 +32,12 @@ export class EzkeyCache {
           this.known.set(ezkey, { accountId, until: Date.now() + (accountId ? this.ttlMs : this.ttlMs / 10) });
           return accountId;
         })
+        .catch((err: unknown) => {
+          // MySQL is away: a key we knew stays good (stale-if-error), so known clients keep
+          // posting through an outage; an unknown one fails (503).
+          if (hit) return hit.accountId;
+          throw err;
+        })
         .finally(() => this.loading.delete(ezkey));
       this.loading.set(ezkey, p);
     }

@@ -20,7 +20,9 @@ export function testApiConfig(databaseUrl: string, overrides: Partial<ApiConfig>
 export function testIngestConfig(databaseUrl: string, flushIntervalMs = 3_600_000) {
   const parsed = ingestConfigSchema.parse({ ...testBaseConfig(databaseUrl), FLUSH_INTERVAL_MS: flushIntervalMs });
   // Object.assign, not a literal: the result has the listener switches whichever of them the schema has.
-  return Object.assign(parsed, { STATSD_UDP: false, STATSD_TCP: false, STATSD_UNIX: false, STATSD_MGMT: false });
+  // No write-ahead log either: test files run in parallel and would share the default WAL_DIR
+  // (durability has its own tests, each with a log directory of its own).
+  return Object.assign(parsed, { STATSD_UDP: false, STATSD_TCP: false, STATSD_UNIX: false, STATSD_MGMT: false, WAL: false });
 }
 
 export type ApiReplica = Awaited<ReturnType<typeof buildApi>>;
