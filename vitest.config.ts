@@ -11,5 +11,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     pool: 'forks',
     maxWorkers: 2,
+    // Says what to run when MariaDB is not there, before any test starts.
+    globalSetup: ['services/kit/testing/global-setup.ts'],
   },
 });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFinished as onCleanup } from 'vitest';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -29,6 +29,9 @@ const consoleLines: string[] = [];
 const email = `browser-${Date.now()}@example.com`;
 
 beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`Chromium is not installed at ${CHROMIUM}; the browser test drives Debian's Chromium. Install it with:\n\n    sudo apt-get update && sudo apt-get install -y chromium\n\n(.ci/run installs it when it is missing.)`);
+  }
   tdb = await createTestDatabase();
   stack = await startStack({
     databaseUrl: tdb.url,
