@@ -7,7 +7,7 @@ import { formatSoak, runSoak } from './soak.js';
 // percentiles and large sets). `npm run soak` runs 1,000,000.
 describe('statsd soak', () => {
   it('two replicas, every transport, every kind, tokens: MySQL matches the ledger', async () => {
-    const r = await runSoak({ lines: Number(process.env.SOAK_TEST_LINES ?? 100_000) });
+    const r = await runSoak({ lines: Number(process.env.SOAK_TEST_LINES ?? 100_000), seed: process.env.SOAK_SEED ? Number(process.env.SOAK_SEED) : undefined });
     const table = formatSoak(r);
     expect(r.exitCodes, table).toEqual([0, 0]);
     expect(r.listener.bad_lines, table).toBe(0);

@@ -46,6 +46,7 @@ export interface SoakRow {
 }
 
 export interface SoakResult {
+  seed: number;
   lines: Record<Transport, number>;
   rows: SoakRow[];
   mismatches: SoakRow[];
@@ -62,8 +63,18 @@ const STATS = { counter: 8, timer: 4, gauge: 3, delta: 3, set: 4 } as const;
 const RATES = [1, 1, 0.5, 0.25, 0.125];
 const CONNS: Record<Transport, number> = { udp: 4, tcp: 4, unix: 4 };
 
+// A seeded generator (mulberry32), so a failing run can be replayed with SOAK_SEED (the
+// interleaving across connections and replicas still varies).
+let seedState = 1;
+function random(): number {
+  seedState = (seedState + 0x6d2b79f5) | 0;
+  let t = seedState;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
 function rnd(n: number): number {
-  return Math.floor(Math.random() * n);
+  return Math.floor(random() * n);
 }
 
 function udpRcvbufErrors(): number {
@@ -114,8 +125,10 @@ function exactQuantile(sorted: number[], q: number): number {
   return sorted[Math.floor(q * (sorted.length - 1))]!;
 }
 
-export async function runSoak(opts: { lines: number; log?: (s: string) => void; stdio?: 'inherit' | 'ignore' }): Promise<SoakResult> {
+export async function runSoak(opts: { lines: number; seed?: number; log?: (s: string) => void; stdio?: 'inherit' | 'ignore' }): Promise<SoakResult> {
   const log = opts.log ?? (() => {});
+  const seed = opts.seed ?? (Date.now() % 2 ** 31);
+  seedState = seed;
   const t0 = Date.now();
   const tdb: TestDatabase = await createTestDatabase();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'osprey-soak-'));
@@ -171,7 +184,7 @@ export async function runSoak(opts: { lines: number; log?: (s: string) => void; 
     };
     /** One random line for `account` (without its token), recorded in the ledger. */
     const line = (account: number, transport: Transport): string => {
-      const p = Math.random();
+      const p = random();
       if (p < 0.4) {
         const e = entry(account, transport, 'counter', rnd(STATS.counter));
         const v = 1 + rnd(10);
@@ -195,7 +208,7 @@ export async function runSoak(opts: { lines: number; log?: (s: string) => void; 
       }
       if (p < 0.85) {
         const e = entry(account, transport, 'delta', rnd(STATS.delta));
-        const d = (1 + rnd(20)) * (Math.random() < 0.5 ? -1 : 1);
+        const d = (1 + rnd(20)) * (random() < 0.5 ? -1 : 1);
         e.sum += d;
         e.count++;
         return `${e.name}:${d < 0 ? d : `+${d}`}|g`;
@@ -415,7 +428,7 @@ export async function runSoak(opts: { lines: number; log?: (s: string) => void; 
       }
     }
     out.sort((a, b) => (a.transport + a.stat + a.check).localeCompare(b.transport + b.stat + b.check));
-    return { lines: sent, rows: out, mismatches: out.filter((r) => !r.ok), listener, kernelUdpRcvbufErrors, exitCodes, sendMs, totalMs: Date.now() - t0 };
+    return { seed, lines: sent, rows: out, mismatches: out.filter((r) => !r.ok), listener, kernelUdpRcvbufErrors, exitCodes, sendMs, totalMs: Date.now() - t0 };
   } finally {
     await stack?.stop(30_000).catch(() => {});
     await tdb.drop().catch(() => {});
@@ -436,7 +449,7 @@ export function formatSoak(r: SoakResult): string {
     agg.set(k, a);
   }
   const lines = [
-    `lines sent: udp ${r.lines.udp}, tcp ${r.lines.tcp}, unix ${r.lines.unix}; send ${r.sendMs} ms, total ${r.totalMs} ms; replica exit codes ${r.exitCodes.join(',')}`,
+    `seed ${r.seed}; lines sent: udp ${r.lines.udp}, tcp ${r.lines.tcp}, unix ${r.lines.unix}; send ${r.sendMs} ms, total ${r.totalMs} ms; replica exit codes ${r.exitCodes.join(',')}`,
     `listeners: ${Object.entries(r.listener).map(([k, v]) => `${k}=${v}`).join(' ')}; kernel UDP RcvbufErrors during run: ${r.kernelUdpRcvbufErrors}`,
     '',
     'transport kind     check     stats  mismatched  Σ ledger           Σ mysql',
