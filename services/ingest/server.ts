@@ -9,7 +9,7 @@ import { StatResolver } from './stat-resolver.js';
 import { ingestRoutes } from './router.js';
 import { startStatsd, type StatsdServer } from './statsd/server.js';
 import { codecMap } from '../kit/rpc/codecs.js';
-import { recordRequestCodec } from '../kit/rpc/record-codec.js';
+import { recordRequestCodec, recordResponseCodec } from '../kit/rpc/record-codec.js';
 
 export interface IngestDeps extends BaseDeps {
   /** Without the STATSD_* fields (tests of the RPCs alone) no statsd listener starts. */
@@ -54,7 +54,7 @@ export async function build(deps: IngestDeps): Promise<IngestReplica> {
   const target = recorder ?? aggregator;
   const replica = await startReplica('ingest', deps, {
     serviceNames: [IngestService.typeName],
-    codecs: codecMap(recordRequestCodec),
+    codecs: codecMap(recordRequestCodec, recordResponseCodec),
     routes: ingestRoutes({
       aggregator: target,
       durability: recorder,

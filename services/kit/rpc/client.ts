@@ -5,6 +5,7 @@ import type { Pool } from 'mysql2/promise';
 import type { Logger } from '../log.js';
 import { liveInstances, type Instance } from '../registry.js';
 import { NOT_APPLIED_HEADER } from './server.js';
+import { Http1UnaryClient } from './http1-client.js';
 import { UnaryClient } from './unary-client.js';
 import type { MessageCodecs } from './codecs.js';
 
@@ -22,6 +23,12 @@ export interface BalancedClientOptions {
   quarantineMs?: number;
   /** Hand-written codecs for hot message types (codecs.ts). */
   codecs?: MessageCodecs;
+  /**
+   * Unary calls over HTTP/1.1 keep-alive connections (http1-client.ts) instead of one
+   * HTTP/2 session per replica: a fraction of the CPU per call, for callers whose calls
+   * are many and small (api → ingest). Streams always use HTTP/2.
+   */
+  http1?: boolean;
 }
 
 /**
@@ -38,7 +45,7 @@ export function createBalancedClient<S extends DescService>(service: S, opts: Ba
 export class BalancedTransport implements Transport {
   private instances: Instance[] = [];
   private readonly transports = new Map<string, Transport>();
-  private readonly unaryClients = new Map<string, UnaryClient>();
+  private readonly unaryClients = new Map<string, UnaryClient | Http1UnaryClient>();
   private readonly quarantinedUntil = new Map<string, number>();
   private next = 0;
   private refreshing: Promise<void> | undefined;
@@ -110,11 +117,14 @@ export class BalancedTransport implements Transport {
     return t;
   }
 
-  /** Unary calls: one lean client (one HTTP/2 session) per replica, see unary-client.ts. */
-  private unaryClientFor(address: string): UnaryClient {
+  /** Unary calls: one lean client per replica (one HTTP/2 session, or HTTP/1.1 connections), see unary-client.ts. */
+  private unaryClientFor(address: string): UnaryClient | Http1UnaryClient {
     let c = this.unaryClients.get(address);
     if (!c) {
-      c = new UnaryClient(`http://${address}`, { headers: { authorization: `Bearer ${this.opts.serviceToken}` }, idleTimeoutMs: 5 * 60_000, pingIntervalMs: 30_000, codecs: this.opts.codecs });
+      const headers = { authorization: `Bearer ${this.opts.serviceToken}` };
+      c = this.opts.http1
+        ? new Http1UnaryClient(`http://${address}`, { headers, codecs: this.opts.codecs })
+        : new UnaryClient(`http://${address}`, { headers, idleTimeoutMs: 5 * 60_000, pingIntervalMs: 30_000, codecs: this.opts.codecs });
       this.unaryClients.set(address, c);
     }
     return c;
@@ -178,7 +188,8 @@ export class BalancedTransport implements Transport {
 const REFUSED_CODES = new Set(['ECONNREFUSED', 'ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_INVALID_SESSION']);
 
 /**
- * True only when the call certainly did not reach a handler: the connection was refused,
+ * True only when the call certainly did not reach a handler: the connection was refused
+ * or reset before it was made,
  * the server refused the stream (HTTP/2 REFUSED_STREAM, sent while it closes a session:
  * by RFC 9113 §8.7 nothing was processed), or the server said so while draining.
  */
@@ -188,6 +199,8 @@ export function isNotApplied(err: unknown): boolean {
   for (let cause: unknown = err.cause, depth = 0; cause && depth < 4; depth++) {
     const code = (cause as { code?: unknown }).code;
     if (typeof code === 'string' && REFUSED_CODES.has(code)) return true;
+    // Reset during the TCP handshake (a replica closing its listener): nothing was sent.
+    if (code === 'ECONNRESET' && (cause as { syscall?: unknown }).syscall === 'connect') return true;
     if (code === 'ERR_HTTP2_STREAM_ERROR' && String((cause as Error).message).includes('NGHTTP2_REFUSED_STREAM')) return true;
     cause = (cause as { cause?: unknown }).cause;
   }

@@ -1,4 +1,4 @@
-import type { Point, RecordRequest } from '../../../gen/osprey/v1/ingest_pb.js';
+import type { Point, PointError, RecordRequest, RecordResponse } from '../../../gen/osprey/v1/ingest_pb.js';
 import type { MessageCodec } from './codecs.js';
 
 /**
@@ -38,67 +38,105 @@ function writeVarint(buf: Buffer, pos: number, n: number): number {
   return pos;
 }
 
-function pointBodySize(p: Point, stat: Buffer): number {
+/** Length of one Point's body (its fields, without the field-1 tag and length in front). */
+export function pointBodyLength(accountId: number, statLength: number, kind: number, number: number, unixTime: number): number {
   let n = 0;
-  if (p.accountId !== 0) n += 1 + varintSize(p.accountId >>> 0);
-  if (stat.length !== 0) n += 1 + varintSize(stat.length) + stat.length;
-  if (p.kind !== 0) n += 1 + (p.kind < 0 ? 10 : varintSize(p.kind));
-  if (p.number !== 0 || 1 / p.number < 0) n += 9; // -0 is written, as protobuf-es does
-  if (p.unixTime !== 0) n += 1 + varintSize(p.unixTime >>> 0);
+  if (accountId !== 0) n += 1 + varintSize(accountId >>> 0);
+  if (statLength !== 0) n += 1 + varintSize(statLength) + statLength;
+  if (kind !== 0) n += 1 + (kind < 0 ? 10 : varintSize(kind));
+  if (number !== 0 || 1 / number < 0) n += 9; // -0 is written, as protobuf-es does
+  if (unixTime !== 0) n += 1 + varintSize(unixTime >>> 0);
   return n;
 }
 
+/** Bytes one Point takes in a RecordRequest: tag, length and body. */
+export const pointEntryLength = (bodyLength: number) => 1 + varintSize(bodyLength) + bodyLength;
+
+/**
+ * Writes one RecordRequest entry (field 1: a Point) at `pos` and returns the position after
+ * it. The stat's UTF-8 bytes are `src[start, end)`, so a name can be copied straight out
+ * of a request body. `bodyLength` is pointBodyLength() of the same fields.
+ */
+export function writePoint(buf: Buffer, pos: number, bodyLength: number, accountId: number, src: Buffer, start: number, end: number, kind: number, number: number, unixTime: number): number {
+  buf[pos++] = 0x0a; // field 1, length-delimited
+  pos = writeVarint(buf, pos, bodyLength);
+  if (accountId !== 0) {
+    buf[pos++] = 0x08;
+    pos = writeVarint(buf, pos, accountId >>> 0);
+  }
+  const statLength = end - start;
+  if (statLength !== 0) {
+    buf[pos++] = 0x12;
+    pos = writeVarint(buf, pos, statLength);
+    // Names are short: a loop beats Buffer#copy's call into C++.
+    if (statLength <= 48) for (let i = start; i < end; i++) buf[pos++] = src[i];
+    else pos += src.copy(buf, pos, start, end);
+  }
+  if (kind !== 0) {
+    buf[pos++] = 0x18;
+    if (kind < 0) {
+      // int32 enums below zero are ten-byte varints.
+      let lo = kind >>> 0;
+      for (let k = 0; k < 4; k++) {
+        buf[pos++] = (lo & 0x7f) | 0x80;
+        lo >>>= 7;
+      }
+      buf[pos++] = (lo & 0x0f) | 0x70 | 0x80;
+      for (let k = 0; k < 4; k++) buf[pos++] = 0xff;
+      buf[pos++] = 0x01;
+    } else pos = writeVarint(buf, pos, kind);
+  }
+  if (number !== 0 || 1 / number < 0) {
+    buf[pos++] = 0x21;
+    buf.writeDoubleLE(number, pos);
+    pos += 8;
+  }
+  if (unixTime !== 0) {
+    buf[pos++] = 0x28;
+    pos = writeVarint(buf, pos, unixTime >>> 0);
+  }
+  return pos;
+}
+
+const ENCODED = Symbol('osprey.recordRequestBytes');
+
 export function encodeRecordRequest(req: Pick<RecordRequest, 'points'>): Uint8Array {
+  const encoded = (req as { [ENCODED]?: Buffer })[ENCODED];
+  if (encoded !== undefined) return encoded;
   const points = req.points;
   const stats = new Array<Buffer>(points.length);
   const sizes = new Array<number>(points.length);
   let total = 0;
   for (let i = 0; i < points.length; i++) {
-    stats[i] = utf8(points[i].stat);
-    sizes[i] = pointBodySize(points[i], stats[i]);
-    total += 1 + varintSize(sizes[i]) + sizes[i];
+    const p = points[i];
+    stats[i] = utf8(p.stat);
+    sizes[i] = pointBodyLength(p.accountId, stats[i].length, p.kind, p.number, p.unixTime);
+    total += pointEntryLength(sizes[i]);
   }
   const buf = Buffer.allocUnsafe(total);
   let pos = 0;
   for (let i = 0; i < points.length; i++) {
     const p = points[i];
-    buf[pos++] = 0x0a; // field 1, length-delimited
-    pos = writeVarint(buf, pos, sizes[i]);
-    if (p.accountId !== 0) {
-      buf[pos++] = 0x08;
-      pos = writeVarint(buf, pos, p.accountId >>> 0);
-    }
-    const stat = stats[i];
-    if (stat.length !== 0) {
-      buf[pos++] = 0x12;
-      pos = writeVarint(buf, pos, stat.length);
-      pos += stat.copy(buf, pos);
-    }
-    if (p.kind !== 0) {
-      buf[pos++] = 0x18;
-      if (p.kind < 0) {
-        // int32 enums below zero are ten-byte varints.
-        let lo = p.kind >>> 0;
-        for (let k = 0; k < 4; k++) {
-          buf[pos++] = (lo & 0x7f) | 0x80;
-          lo >>>= 7;
-        }
-        buf[pos++] = (lo & 0x0f) | 0x70 | 0x80;
-        for (let k = 0; k < 4; k++) buf[pos++] = 0xff;
-        buf[pos++] = 0x01;
-      } else pos = writeVarint(buf, pos, p.kind);
-    }
-    if (p.number !== 0 || 1 / p.number < 0) {
-      buf[pos++] = 0x21;
-      buf.writeDoubleLE(p.number, pos);
-      pos += 8;
-    }
-    if (p.unixTime !== 0) {
-      buf[pos++] = 0x28;
-      pos = writeVarint(buf, pos, p.unixTime >>> 0);
-    }
+    pos = writePoint(buf, pos, sizes[i], p.accountId, stats[i], 0, stats[i].length, p.kind, p.number, p.unixTime);
   }
   return buf;
+}
+
+
+/**
+ * A RecordRequest given as its wire bytes (entries of field 1, e.g. several requests'
+ * encoded points one after another: repeated fields concatenate). encodeRecordRequest
+ * sends the bytes as they are; anything else that reads `points` gets them decoded.
+ */
+export function encodedRecordRequest(bytes: Buffer): RecordRequest {
+  let points: Point[] | undefined;
+  return {
+    $typeName: 'osprey.v1.RecordRequest',
+    get points() {
+      return (points ??= decodeRecordRequest(bytes).points);
+    },
+    [ENCODED]: bytes,
+  } as RecordRequest;
 }
 
 class Reader {
@@ -159,6 +197,34 @@ export function decodeRecordRequest(bytes: Uint8Array): RecordRequest {
   return { $typeName: 'osprey.v1.RecordRequest', points };
 }
 
+// The names decoded last, by a hash of their bytes: a batch names few stats many times,
+// and a name met again is then one hash and one compare instead of a UTF-8 decode and a
+// new string (whose own hash the ingest's stat maps would compute again).
+const NAME_SLOTS = 1024;
+const NAME_MAX = 64;
+const nameBytes = Buffer.alloc(NAME_SLOTS * NAME_MAX);
+const nameLengths = new Int32Array(NAME_SLOTS).fill(-1);
+const names: string[] = new Array<string>(NAME_SLOTS).fill('');
+
+function statName(buf: Buffer, start: number, end: number): string {
+  const len = end - start;
+  if (len > NAME_MAX) return buf.toString('utf8', start, end);
+  let h = 0x811c9dc5 ^ len;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i], 0x01000193);
+  const slot = (h ^ (h >>> 15)) & (NAME_SLOTS - 1);
+  const at = slot * NAME_MAX;
+  if (nameLengths[slot] === len) {
+    let i = 0;
+    while (i < len && nameBytes[at + i] === buf[start + i]) i++;
+    if (i === len) return names[slot];
+  }
+  const name = buf.toString('utf8', start, end);
+  for (let i = 0; i < len; i++) nameBytes[at + i] = buf[start + i];
+  nameLengths[slot] = len;
+  names[slot] = name;
+  return name;
+}
+
 function decodePoint(r: Reader, end: number): Point {
   const p: Point = { $typeName: 'osprey.v1.Point', accountId: 0, stat: '', kind: 0, number: 0, unixTime: 0 };
   const buf = r.buf;
@@ -171,7 +237,7 @@ function decodePoint(r: Reader, end: number): Point {
       case 0x12: {
         const len = r.varint32() >>> 0;
         if (r.pos + len > end) throw new Error('truncated stat');
-        p.stat = buf.toString('utf8', r.pos, r.pos + len);
+        p.stat = statName(buf, r.pos, r.pos + len);
         r.pos += len;
         break;
       }
@@ -192,4 +258,81 @@ function decodePoint(r: Reader, end: number): Point {
   }
   if (r.pos !== end) throw new Error('point overran its length');
   return p;
+}
+
+/** osprey.v1.RecordResponse, by hand like the request: the answer to every Record call. */
+export const recordResponseCodec: MessageCodec<RecordResponse> = {
+  typeName: 'osprey.v1.RecordResponse',
+  encode: encodeRecordResponse,
+  decode: decodeRecordResponse,
+};
+
+const NO_ERRORS: PointError[] = [];
+
+export function encodeRecordResponse(res: Pick<RecordResponse, 'accepted' | 'errors'>): Uint8Array {
+  const errors = res.errors;
+  const accepted = res.accepted >>> 0;
+  let total = accepted !== 0 ? 1 + varintSize(accepted) : 0;
+  const messages = errors.length === 0 ? NO_BUFFERS : errors.map((e) => Buffer.from(e.message, 'utf8'));
+  const sizes = errors.length === 0 ? NO_SIZES : new Array<number>(errors.length);
+  for (let i = 0; i < errors.length; i++) {
+    const index = errors[i].index >>> 0;
+    sizes[i] = (index !== 0 ? 1 + varintSize(index) : 0) + (messages[i].length !== 0 ? 1 + varintSize(messages[i].length) + messages[i].length : 0);
+    total += 1 + varintSize(sizes[i]) + sizes[i];
+  }
+  const buf = Buffer.allocUnsafe(total);
+  let pos = 0;
+  if (accepted !== 0) {
+    buf[pos++] = 0x08;
+    pos = writeVarint(buf, pos, accepted);
+  }
+  for (let i = 0; i < errors.length; i++) {
+    buf[pos++] = 0x12;
+    pos = writeVarint(buf, pos, sizes[i]);
+    const index = errors[i].index >>> 0;
+    if (index !== 0) {
+      buf[pos++] = 0x08;
+      pos = writeVarint(buf, pos, index);
+    }
+    if (messages[i].length !== 0) {
+      buf[pos++] = 0x12;
+      pos = writeVarint(buf, pos, messages[i].length);
+      pos += messages[i].copy(buf, pos);
+    }
+  }
+  return buf;
+}
+const NO_BUFFERS: Buffer[] = [];
+const NO_SIZES: number[] = [];
+
+export function decodeRecordResponse(bytes: Uint8Array): RecordResponse {
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const r = new Reader(buf);
+  let accepted = 0;
+  let errors = NO_ERRORS;
+  while (r.pos < buf.length) {
+    const tag = r.varint32() >>> 0;
+    if (tag === 0x08) accepted = r.varint32() >>> 0;
+    else if (tag === 0x12) {
+      const len = r.varint32() >>> 0;
+      const end = r.pos + len;
+      if (end > buf.length) throw new Error('truncated error');
+      const e: PointError = { $typeName: 'osprey.v1.PointError', index: 0, message: '' };
+      while (r.pos < end) {
+        const t = r.varint32() >>> 0;
+        if (t === 0x08) e.index = r.varint32() >>> 0;
+        else if (t === 0x12) {
+          const n = r.varint32() >>> 0;
+          if (r.pos + n > end) throw new Error('truncated message');
+          e.message = buf.toString('utf8', r.pos, r.pos + n);
+          r.pos += n;
+        } else r.skip(t & 7);
+      }
+      if (r.pos !== end) throw new Error('error overran its length');
+      if (errors === NO_ERRORS) errors = [];
+      errors.push(e);
+    } else r.skip(tag & 7);
+  }
+  // A fresh array when empty too: callers may push to it.
+  return { $typeName: 'osprey.v1.RecordResponse', accepted, errors: errors === NO_ERRORS ? [] : errors };
 }

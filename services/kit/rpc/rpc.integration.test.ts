@@ -120,7 +120,10 @@ describe('isNotApplied', () => {
     expect(isNotApplied(withCause(Code.Unavailable, Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })))).toBe(true);
     expect(isNotApplied(withCause(Code.Internal, Object.assign(new Error('Stream closed with error code NGHTTP2_REFUSED_STREAM'), { code: 'ERR_HTTP2_STREAM_ERROR' })))).toBe(true);
     expect(isNotApplied(new ConnectError('draining', Code.Unavailable, { 'osprey-not-applied': '1' }))).toBe(true);
+    const resetInConnect = Object.assign(new Error('connect ECONNRESET'), { code: 'ECONNRESET', syscall: 'connect' });
+    expect(isNotApplied(withCause(Code.Unavailable, Object.assign(new Error('The pending stream has been canceled'), { code: 'ERR_HTTP2_STREAM_CANCEL', cause: resetInConnect })))).toBe(true);
     expect(isNotApplied(withCause(Code.Unavailable, Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })))).toBe(false);
+    expect(isNotApplied(withCause(Code.Unavailable, Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET', syscall: 'read' })))).toBe(false);
     expect(isNotApplied(withCause(Code.Internal, Object.assign(new Error('Stream closed with error code NGHTTP2_CANCEL'), { code: 'ERR_HTTP2_STREAM_ERROR' })))).toBe(false);
     expect(isNotApplied(new ConnectError('deadline', Code.DeadlineExceeded))).toBe(false);
   });
