@@ -15,6 +15,12 @@ export const apiConfigSchema = baseConfigSchema
      * knows the address can then post into the account; false turns it off.
      */
     EZ_EMAIL_AS_KEY: envBool.default(true),
+    /**
+     * How Record calls reach ingest: Connect over HTTP/1.1 keep-alive connections (the
+     * default: a fraction of node's HTTP/2 cost per call, see docs/perf.md) or over one
+     * HTTP/2 session per replica.
+     */
+    INGEST_TRANSPORT: z.enum(['http1', 'http2']).default('http1'),
     /** Record calls in flight to ingest at once, at most (see INGEST_EAGER_BATCH). */
     INGEST_MAX_IN_FLIGHT: z.coerce.number().int().min(1).default(8),
     /**

@@ -1,5 +1,5 @@
 import { OspreyError } from '../kit/errors.js';
-import { checkStatName, expandStatName, parseNumber, parseUnixTime } from './ez-params.js';
+import { MAX_STAT_NAME, checkStatName, expandStatName, parseNumber, parseUnixTime } from './ez-params.js';
 
 /** Most points in one JSON batch; more is answered 413. */
 export const MAX_BATCH_POINTS = 1000;
@@ -98,4 +98,254 @@ function toUnixTime(v: unknown): number {
   }
   if (typeof v === 'string') return parseUnixTime(v);
   throw new OspreyError('invalid', 't must be a unix time in seconds');
+}
+
+/**
+ * The points of a JSON batch as found in the body by scanEzJson: item i's stat is the
+ * UTF-8 bytes body[statStart[i], statEnd[i]), with its kind (1 counter, 2 value), number
+ * and unix time. The arrays are shared by every call and hold the last scan only: read
+ * them before anything else can scan (before any await).
+ */
+export interface EzJsonScan {
+  ezkey: string;
+  n: number;
+  statStart: Int32Array;
+  statEnd: Int32Array;
+  kind: Uint8Array;
+  number: Float64Array;
+  t: Float64Array;
+}
+
+const scan: EzJsonScan = {
+  ezkey: '',
+  n: 0,
+  statStart: new Int32Array(MAX_BATCH_POINTS),
+  statEnd: new Int32Array(MAX_BATCH_POINTS),
+  kind: new Uint8Array(MAX_BATCH_POINTS),
+  number: new Float64Array(MAX_BATCH_POINTS),
+  t: new Float64Array(MAX_BATCH_POINTS),
+};
+
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+const BACKSLASH = 0x5c;
+const TILDE = 0x7e;
+
+/**
+ * The fast path for the usual JSON batch: one pass over the body's bytes, no JSON.parse,
+ * no objects or strings per point (a stat name goes from the body into the RecordRequest
+ * as bytes). It takes only the plain shape StatHat's clients send: the keys ezkey (or
+ * email) and data; items with stat, count or value, and t; names in printable ASCII
+ * without escapes or `~`; numbers as JSON numbers; every item valid. Anything else
+ * (another key, an escape, a duplicate key, a bad item, vb, malformed JSON...) returns
+ * undefined and the caller uses parseEzJson, so the answers are parseEzJson's in every
+ * case: what this accepts, parseEzJson reads to the same points (a test checks it).
+ */
+export function scanEzJson(b: Buffer): EzJsonScan | undefined {
+  const len = b.length;
+  let i = skipWs(b, 0);
+  if (b[i] !== 0x7b /* { */) return undefined;
+  i = skipWs(b, i + 1);
+  let ezkey: string | undefined;
+  let email: string | undefined;
+  let sawData = false;
+  let n = 0;
+  for (;;) {
+    if (b[i] !== QUOTE) return undefined;
+    const keyStart = i + 1;
+    const keyEnd = b.indexOf(QUOTE, keyStart);
+    if (keyEnd < 0) return undefined;
+    i = skipWs(b, keyEnd + 1);
+    if (b[i] !== COLON) return undefined;
+    i = skipWs(b, i + 1);
+    const keyLen = keyEnd - keyStart;
+    if (keyLen === 4 && b[keyStart] === 0x64 && b[keyStart + 1] === 0x61 && b[keyStart + 2] === 0x74 && b[keyStart + 3] === 0x61 /* data */) {
+      if (sawData) return undefined;
+      sawData = true;
+      const end = scanData(b, i);
+      if (end < 0) return undefined;
+      n = scan.n;
+      i = end;
+    } else if (keyLen === 5 && (isKey(b, keyStart, 'ezkey') || isKey(b, keyStart, 'email'))) {
+      const isEzkey = b[keyStart + 1] === 0x7a; /* z */
+      if (isEzkey ? ezkey !== undefined : email !== undefined) return undefined;
+      if (b[i] !== QUOTE) return undefined;
+      const start = i + 1;
+      let j = start;
+      while (j < len && b[j] !== QUOTE) {
+        const c = b[j];
+        if (c < 0x20 || c >= 0x7f || c === BACKSLASH) return undefined;
+        j++;
+      }
+      if (j >= len || j === start) return undefined;
+      const value = b.toString('latin1', start, j);
+      if (isEzkey) ezkey = value;
+      else email = value;
+      i = j + 1;
+    } else return undefined;
+    i = skipWs(b, i);
+    if (b[i] === COMMA) {
+      i = skipWs(b, i + 1);
+      continue;
+    }
+    if (b[i] !== 0x7d /* } */) return undefined;
+    break;
+  }
+  if (skipWs(b, i + 1) !== len || !sawData || n === 0) return undefined;
+  const key = ezkey ?? email;
+  if (key === undefined) return undefined;
+  scan.ezkey = key;
+  return scan;
+}
+
+function isKey(b: Buffer, at: number, key: string): boolean {
+  for (let k = 0; k < key.length; k++) if (b[at + k] !== key.charCodeAt(k)) return false;
+  return true;
+}
+
+function skipWs(b: Buffer, i: number): number {
+  for (;;) {
+    const c = b[i];
+    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) i++;
+    else return i;
+  }
+}
+
+// Which keys an item has had, to refuse duplicates (JSON.parse would keep the last).
+const HAS_STAT = 1;
+const HAS_COUNT = 2;
+const HAS_VALUE = 4;
+const HAS_T = 8;
+
+/** Scans `[{...}, ...]` at i into `scan`; the position after `]`, or -1 to fall back. */
+function scanData(b: Buffer, i: number): number {
+  if (b[i] !== 0x5b /* [ */) return -1;
+  i = skipWs(b, i + 1);
+  let n = 0;
+  if (b[i] === 0x5d /* ] */) return -1;
+  for (;;) {
+    if (n === MAX_BATCH_POINTS) return -1;
+    if (b[i] !== 0x7b /* { */) return -1;
+    i = skipWs(b, i + 1);
+    let has = 0;
+    for (;;) {
+      if (b[i] !== QUOTE) return -1;
+      const k = i + 1;
+      const c0 = b[k];
+      let key = 0;
+      // stat, count, value, t: the four keys an item may have.
+      if (c0 === 0x73 && b[k + 1] === 0x74 && b[k + 2] === 0x61 && b[k + 3] === 0x74 && b[k + 4] === QUOTE) (key = HAS_STAT), (i = k + 5);
+      else if (c0 === 0x63 && b[k + 1] === 0x6f && b[k + 2] === 0x75 && b[k + 3] === 0x6e && b[k + 4] === 0x74 && b[k + 5] === QUOTE) (key = HAS_COUNT), (i = k + 6);
+      else if (c0 === 0x76 && b[k + 1] === 0x61 && b[k + 2] === 0x6c && b[k + 3] === 0x75 && b[k + 4] === 0x65 && b[k + 5] === QUOTE) (key = HAS_VALUE), (i = k + 6);
+      else if (c0 === 0x74 && b[k + 1] === QUOTE) (key = HAS_T), (i = k + 2);
+      else return -1;
+      if (has & key) return -1;
+      has |= key;
+      i = skipWs(b, i);
+      if (b[i] !== COLON) return -1;
+      i = skipWs(b, i + 1);
+      if (key === HAS_STAT) {
+        if (b[i] !== QUOTE) return -1;
+        let start = i + 1;
+        let j = start;
+        for (;;) {
+          const c = b[j];
+          if (c === QUOTE) break;
+          // Printable ASCII only: then bytes are characters, and trim() is trimming spaces.
+          if (c === undefined || c < 0x20 || c >= TILDE || c === BACKSLASH) return -1;
+          j++;
+        }
+        i = j + 1;
+        let end = j;
+        while (start < end && b[start] === 0x20) start++;
+        while (end > start && b[end - 1] === 0x20) end--;
+        if (end === start || end - start > MAX_STAT_NAME) return -1;
+        scan.statStart[n] = start;
+        scan.statEnd[n] = end;
+      } else {
+        const end = scanNumber(b, i, key === HAS_T);
+        if (end < 0) return -1;
+        if (key === HAS_T) scan.t[n] = scannedNumber;
+        else scan.number[n] = scannedNumber;
+        i = end;
+      }
+      i = skipWs(b, i);
+      if (b[i] === COMMA) {
+        i = skipWs(b, i + 1);
+        continue;
+      }
+      if (b[i] !== 0x7d /* } */) return -1;
+      break;
+    }
+    // A valid item: a stat and exactly one of count and value.
+    if (!(has & HAS_STAT) || (has & (HAS_COUNT | HAS_VALUE)) === 0 || (has & (HAS_COUNT | HAS_VALUE)) === (HAS_COUNT | HAS_VALUE)) return -1;
+    scan.kind[n] = has & HAS_COUNT ? 1 : 2;
+    if (!(has & HAS_T)) scan.t[n] = 0;
+    n++;
+    i = skipWs(b, i + 1);
+    if (b[i] === COMMA) {
+      i = skipWs(b, i + 1);
+      continue;
+    }
+    if (b[i] !== 0x5d /* ] */) return -1;
+    scan.n = n;
+    return i + 1;
+  }
+}
+
+/** The value scanNumber read last (a module variable: no object per number). */
+let scannedNumber = 0;
+
+/**
+ * A JSON number at i (RFC 8259 grammar exactly: no leading zeros, no `+`, no bare `.`).
+ * `unixTime`: only digits, at most 0xffffffff (what parseEzJson takes as t without error).
+ * Returns the position after it, or -1.
+ */
+function scanNumber(b: Buffer, i: number, unixTime: boolean): number {
+  const start = i;
+  let neg = false;
+  if (b[i] === 0x2d /* - */) {
+    if (unixTime) return -1;
+    neg = true;
+    i++;
+  }
+  const intStart = i;
+  let v = 0;
+  while (b[i] >= 0x30 && b[i] <= 0x39) v = v * 10 + (b[i++] - 0x30);
+  const digits = i - intStart;
+  if (digits === 0 || (digits > 1 && b[intStart] === 0x30)) return -1;
+  const c = b[i];
+  if (c === 0x2e /* . */ || c === 0x65 || c === 0x45 /* e E */) {
+    if (unixTime) return -1;
+    if (c === 0x2e) {
+      i++;
+      const f = i;
+      while (b[i] >= 0x30 && b[i] <= 0x39) i++;
+      if (i === f) return -1;
+    }
+    if (b[i] === 0x65 || b[i] === 0x45) {
+      i++;
+      if (b[i] === 0x2b || b[i] === 0x2d) i++;
+      const e = i;
+      while (b[i] >= 0x30 && b[i] <= 0x39) i++;
+      if (i === e) return -1;
+    }
+    // The grammar is checked; Number() reads a JSON number to the double JSON.parse gives.
+    v = Number(b.toString('latin1', start, i));
+    if (!Number.isFinite(v)) return -1;
+    scannedNumber = v;
+    return i;
+  }
+  // Up to 15 digits the sum above is exact; longer integers go through Number() too.
+  if (digits > 15) {
+    if (unixTime) return -1;
+    v = Number(b.toString('latin1', start, i));
+    if (!Number.isFinite(v)) return -1;
+    scannedNumber = v;
+    return i;
+  }
+  if (unixTime && v > 0xffffffff) return -1;
+  scannedNumber = neg ? -v : v;
+  return i;
 }

@@ -1,14 +1,22 @@
 import type { Client } from '@connectrpc/connect';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { IngestService, type PointSchema } from '../../gen/osprey/v1/ingest_pb.js';
+import { encodeRecordRequest, encodedRecordRequest } from '../kit/rpc/record-codec.js';
 
 export type PointInit = MessageInitShape<typeof PointSchema>;
 
 /** Per point: undefined when accepted, else why not. */
 export type PointResult = string | undefined;
 
+/** Points already in RecordRequest wire form (see record-codec.ts): `count` entries of field 1. */
+export interface EncodedPoints {
+  bytes: Buffer;
+  count: number;
+}
+
 interface Waiting {
-  points: PointInit[];
+  bytes: Buffer;
+  count: number;
   resolve(results: PointResult[]): void;
   reject(err: unknown): void;
 }
@@ -34,6 +42,11 @@ export interface IngestBatcherOptions {
  * call start alongside (several in flight, spread over the ingest replicas), so heavy
  * batch traffic is not held to one call's round trip. Each request is answered only
  * after ingest has answered for its points.
+ *
+ * Requests hand in their points encoded already (the /ez routes write them straight from
+ * the request body); a call's body is the queued requests' bytes one after another, which
+ * is itself a valid RecordRequest, so nothing is decoded, copied into objects or encoded
+ * again on the way.
  */
 export class IngestBatcher {
   private inFlight = 0;
@@ -58,9 +71,13 @@ export class IngestBatcher {
   }
 
   submit(points: PointInit[]): Promise<PointResult[]> {
+    return this.submitEncoded({ bytes: encodeRecordRequest({ points } as Parameters<typeof encodeRecordRequest>[0]) as Buffer, count: points.length });
+  }
+
+  submitEncoded(points: EncodedPoints): Promise<PointResult[]> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ points, resolve, reject });
-      this.queuedPoints += points.length;
+      this.queue.push({ bytes: points.bytes, count: points.count, resolve, reject });
+      this.queuedPoints += points.count;
       this.pump();
     });
   }
@@ -78,29 +95,44 @@ export class IngestBatcher {
   private sendQueued(): void {
     if (this.queue.length === 0) return;
     let batch: Waiting[];
+    let count: number;
     if (this.queuedPoints <= this.maxBatch) {
       batch = this.queue;
+      count = this.queuedPoints;
       this.queue = [];
       this.queuedPoints = 0;
     } else {
       let n = 0;
       let i = 0;
-      while (i < this.queue.length && (i === 0 || n + this.queue[i].points.length <= this.maxBatch)) n += this.queue[i++].points.length;
+      while (i < this.queue.length && (i === 0 || n + this.queue[i].count <= this.maxBatch)) n += this.queue[i++].count;
       batch = this.queue.splice(0, i);
+      count = n;
       this.queuedPoints -= n;
     }
-    const points = batch.length === 1 ? batch[0].points : batch.flatMap((w) => w.points);
+    let bytes: Buffer;
+    if (batch.length === 1) bytes = batch[0].bytes;
+    else {
+      const parts = new Array<Buffer>(batch.length);
+      let length = 0;
+      for (let i = 0; i < batch.length; i++) length += (parts[i] = batch[i].bytes).length;
+      bytes = Buffer.concat(parts, length);
+    }
     this.inFlight++;
     this.calls++;
-    this.points += points.length;
-    this.client.record({ points }).then(
+    this.points += count;
+    this.client.record(encodedRecordRequest(bytes)).then(
       (res) => {
-        const results: PointResult[] = new Array(points.length).fill(undefined);
-        for (const e of res.errors) results[e.index] = e.message || 'refused';
-        let offset = 0;
-        for (const w of batch) {
-          w.resolve(offset === 0 && w.points.length === results.length ? results : results.slice(offset, offset + w.points.length));
-          offset += w.points.length;
+        if (res.errors.length === 0) {
+          // The usual answer: every point taken. One shared array per size, never written to.
+          for (const w of batch) w.resolve(allAccepted(w.count));
+        } else {
+          const results: PointResult[] = new Array(count).fill(undefined);
+          for (const e of res.errors) if (e.index < count) results[e.index] = e.message || 'refused';
+          let offset = 0;
+          for (const w of batch) {
+            w.resolve(results.slice(offset, offset + w.count));
+            offset += w.count;
+          }
         }
         this.done();
       },
@@ -119,4 +151,12 @@ export class IngestBatcher {
       this.pump();
     } else if (this.inFlight === 0 && this.idle) this.idle();
   }
+}
+
+const ACCEPTED: PointResult[][] = [];
+
+/** `count` undefineds, frozen and shared: what a request whose points were all taken gets. */
+function allAccepted(count: number): PointResult[] {
+  if (count >= 64) return new Array<PointResult>(count).fill(undefined);
+  return (ACCEPTED[count] ??= Object.freeze(new Array<PointResult>(count).fill(undefined)) as PointResult[]);
 }

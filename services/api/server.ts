@@ -4,7 +4,7 @@ import { startHttpReplica, type HttpReplica } from '../kit/http.js';
 import type { BaseDeps } from '../kit/replica.js';
 import { createBalancedClient } from '../kit/rpc/client.js';
 import { codecMap } from '../kit/rpc/codecs.js';
-import { recordRequestCodec } from '../kit/rpc/record-codec.js';
+import { recordRequestCodec, recordResponseCodec } from '../kit/rpc/record-codec.js';
 import { buildApi } from './app.js';
 import { ClassicKeyCache } from './classic-keys.js';
 import type { ApiConfig } from './config.js';
@@ -27,7 +27,8 @@ export async function build(deps: ApiDeps): Promise<HttpReplica & { batcher: Ing
     serviceToken: config.SERVICE_TOKEN,
     log,
     staleMs: config.HEARTBEAT_MS * 3,
-    codecs: codecMap(recordRequestCodec),
+    codecs: codecMap(recordRequestCodec, recordResponseCodec),
+    http1: config.INGEST_TRANSPORT === 'http1',
   });
   transport.start();
   const batcher = new IngestBatcher(client, { maxInFlight: config.INGEST_MAX_IN_FLIGHT, maxBatch: config.INGEST_MAX_BATCH, eagerBatch: config.INGEST_EAGER_BATCH });

@@ -86,7 +86,7 @@ export function classicHandler(deps: ClassicDeps, route: '/c' | '/v') {
       return;
     }
     readBody(req, res, maxBodyBytes, (body) => {
-      record(res, formParams(body, query)).catch((err) => fail(res, err));
+      record(res, formParams(body.toString(), query)).catch((err) => fail(res, err));
     });
   };
 }

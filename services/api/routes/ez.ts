@@ -2,12 +2,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MetricKind, type Point } from '../../../gen/osprey/v1/ingest_pb.js';
 import { OspreyError } from '../../kit/errors.js';
 import type { Logger } from '../../kit/log.js';
-import { parseEzJson, type EzItemError } from '../ez-json.js';
-import { parseEzParams } from '../ez-params.js';
+import { pointBodyLength, pointEntryLength, writePoint } from '../../kit/rpc/record-codec.js';
+import { MAX_BATCH_POINTS, parseEzJson, scanEzJson, type EzItemError, type EzJsonScan } from '../ez-json.js';
+import { parseEzParams, scanEzForm, type EzFormScan } from '../ez-params.js';
 import type { EzkeyCache } from '../ezkeys.js';
-import type { IngestBatcher, PointResult } from '../ingest-batcher.js';
+import type { EncodedPoints, IngestBatcher, PointResult } from '../ingest-batcher.js';
 import type { AccountRateLimiter } from '../rate-limit.js';
-import { failWith, formParams, queryOf, readBody, sendError, sendJson, sendOk, type Params } from './http-io.js';
+import { NO_PARAMS, failWith, formParams, queryOf, readBody, sendError, sendJson, sendOk, type Params } from './http-io.js';
 
 export interface EzDeps {
   ezkeys: EzkeyCache;
@@ -79,14 +80,66 @@ export function ezHandler(deps: EzDeps) {
       }
       if (errors.length > parseErrors && parseErrors > 0) errors.sort((a, b) => a.index - b.index);
     }
+    answerBatch(res, errors, batch.size, batch.verbose);
+  }
+
+  /**
+   * The usual form post (scanEzForm took it), answered without an async function or a
+   * Point object: the name goes from the body into the RecordRequest as bytes. False when
+   * the ezkey is not known yet (or unknown): the general path then looks it up and answers.
+   */
+  function formScanned(res: ServerResponse, s: EzFormScan): boolean {
+    const accountId = ezkeys.lookup(s.ezkey);
+    if (typeof accountId !== 'number') return false;
+    try {
+      checkRate(limiter, accountId, 1);
+    } catch (err) {
+      fail(res, err);
+      return true;
+    }
+    const size = pointBodyLength(accountId, s.statLength, s.kind, s.number, s.t);
+    const bytes = Buffer.allocUnsafe(pointEntryLength(size));
+    writePoint(bytes, 0, size, accountId, s.statBytes, 0, s.statLength, s.kind, s.number, s.t);
+    const verbose = s.verbose;
+    batcher.submitEncoded({ bytes, count: 1 }).then(
+      (results) => (results[0] === undefined ? sendOk(res, verbose) : fail(res, new OspreyError('invalid', results[0]))),
+      (err) => fail(res, err),
+    );
+    return true;
+  }
+
+  /**
+   * The usual batch (scanEzJson took it): its points go from the body's bytes into the
+   * RecordRequest without JSON.parse or an object per point. Same steps, same answers as
+   * json(): every item is valid and one point, so item i is point i.
+   */
+  async function jsonScanned(res: ServerResponse, body: Buffer, scanned: EzJsonScan): Promise<void> {
+    const found = ezkeys.lookup(scanned.ezkey);
+    let accountId: number;
+    let s = scanned;
+    if (typeof found === 'number') accountId = found;
+    else {
+      accountId = await accountOf(scanned.ezkey);
+      // The scan's arrays are shared: another request may have scanned meanwhile.
+      s = scanEzJson(body)!;
+    }
+    const n = s.n;
+    checkRate(limiter, accountId, n);
+    const results = await batcher.submitEncoded(encodeScan(s, body, accountId));
+    let errors: EzItemError[] | undefined;
+    for (let i = 0; i < n; i++) if (results[i] !== undefined) (errors ??= []).push({ index: i, msg: `data[${i}]: ${results[i]}` });
+    answerBatch(res, errors ?? NO_ERRORS, n, false);
+  }
+
+  function answerBatch(res: ServerResponse, errors: EzItemError[], size: number, verbose: boolean): void {
     if (errors.length === 0) {
-      sendOk(res, batch.verbose);
+      sendOk(res, verbose);
       return;
     }
     // Some points were taken: a 4xx would invite a retry that counts them twice.
-    const status = errors.length === batch.size ? 400 : 200;
-    const msg = status === 400 ? (errors.length > 1 ? `${errors[0].msg} (and ${errors.length - 1} more)` : errors[0].msg) : `${errors.length} of ${batch.size} points refused`;
-    sendJson(res, status, JSON.stringify(batch.verbose ? { status, msg, errors } : { status, msg }));
+    const status = errors.length === size ? 400 : 200;
+    const msg = status === 400 ? (errors.length > 1 ? `${errors[0].msg} (and ${errors.length - 1} more)` : errors[0].msg) : `${errors.length} of ${size} points refused`;
+    sendJson(res, status, JSON.stringify(verbose ? { status, msg, errors } : { status, msg }));
   }
 
   return (req: IncomingMessage, res: ServerResponse): void => {
@@ -101,7 +154,16 @@ export function ezHandler(deps: EzDeps) {
     }
     readBody(req, res, maxBodyBytes, (body) => {
       const type = req.headers['content-type'];
-      const run = type !== undefined && isJson(type) ? json(res, body, query) : form(res, formParams(body, query));
+      let run: Promise<void>;
+      if (type !== undefined && isJson(type)) {
+        // The fast path only when nothing can come from the query string (ezkey, vb).
+        const scanned = query === NO_PARAMS ? scanEzJson(body) : undefined;
+        run = scanned ? jsonScanned(res, body, scanned) : json(res, body.toString(), query);
+      } else {
+        const scanned = query === NO_PARAMS ? scanEzForm(body) : undefined;
+        if (scanned !== undefined && formScanned(res, scanned)) return;
+        run = form(res, formParams(body.toString(), query));
+      }
       run.catch((err) => fail(res, err));
     });
   };
@@ -136,3 +198,17 @@ export function point(accountId: number, stat: string, kind: MetricKind, number:
   // A finished message (with $typeName) is serialised as is, without a copy.
   return { $typeName: 'osprey.v1.Point', accountId, stat, kind, number, unixTime };
 }
+
+const NO_ERRORS: EzItemError[] = [];
+
+/** A scanned batch's points as RecordRequest entries, names copied from the body. */
+function encodeScan(s: EzJsonScan, body: Buffer, accountId: number): EncodedPoints {
+  const n = s.n;
+  let total = 0;
+  for (let i = 0; i < n; i++) total += pointEntryLength((bodyLengths[i] = pointBodyLength(accountId, s.statEnd[i] - s.statStart[i], s.kind[i], s.number[i], s.t[i])));
+  const bytes = Buffer.allocUnsafe(total);
+  let pos = 0;
+  for (let i = 0; i < n; i++) pos = writePoint(bytes, pos, bodyLengths[i], accountId, body, s.statStart[i], s.statEnd[i], s.kind[i], s.number[i], s.t[i]);
+  return { bytes, count: n };
+}
+const bodyLengths = new Int32Array(MAX_BATCH_POINTS);

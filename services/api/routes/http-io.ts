@@ -46,13 +46,13 @@ export function failWith(log: Logger) {
 }
 
 /**
- * Reads a request body of at most `maxBytes` and hands it over as a string. A larger body
+ * Reads a request body of at most `maxBytes` and hands it over as bytes. A larger body
  * is answered 413 with StatHat's error shape as soon as it is known to be too large (from
  * Content-Length before any byte is read, else when the limit is crossed): nothing beyond
  * the limit is buffered, and the connection is closed after the answer, so a client cannot
  * keep one open by streaming an endless body.
  */
-export function readBody(req: IncomingMessage, res: ServerResponse, maxBytes: number, onBody: (body: string) => void): void {
+export function readBody(req: IncomingMessage, res: ServerResponse, maxBytes: number, onBody: (body: Buffer) => void): void {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > maxBytes) {
     refuseBody(req, res, maxBytes);
@@ -73,7 +73,7 @@ export function readBody(req: IncomingMessage, res: ServerResponse, maxBytes: nu
   req.on('error', () => {});
   req.on('end', () => {
     if (refused) return;
-    onBody(chunks.length === 1 ? chunks[0].toString() : Buffer.concat(chunks).toString());
+    onBody(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
   });
 }
 
