@@ -129,14 +129,22 @@ export function encodeRecordRequest(req: Pick<RecordRequest, 'points'>): Uint8Ar
  * sends the bytes as they are; anything else that reads `points` gets them decoded.
  */
 export function encodedRecordRequest(bytes: Buffer): RecordRequest {
-  let points: Point[] | undefined;
-  return {
-    $typeName: 'osprey.v1.RecordRequest',
-    get points() {
-      return (points ??= decodeRecordRequest(bytes).points);
-    },
-    [ENCODED]: bytes,
-  } as RecordRequest;
+  return new EncodedRecordRequest(bytes) as unknown as RecordRequest;
+}
+
+// A class, not an object literal with a getter and a symbol key: one shape, made cheaply per call.
+class EncodedRecordRequest {
+  readonly $typeName = 'osprey.v1.RecordRequest';
+  private decoded: Point[] | undefined;
+  readonly [ENCODED]: Buffer;
+
+  constructor(bytes: Buffer) {
+    this[ENCODED] = bytes;
+  }
+
+  get points(): Point[] {
+    return (this.decoded ??= decodeRecordRequest(this[ENCODED]).points);
+  }
 }
 
 class Reader {
