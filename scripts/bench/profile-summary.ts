@@ -1,6 +1,8 @@
 /**
  * Prints where a .cpuprofile (node --cpu-prof) spent its time: self time per function
- * and per package, the top N. Usage: tsx scripts/bench/profile-summary.ts FILE [N]
+ * and per package, the top N. Usage: tsx scripts/bench/profile-summary.ts FILE [N] [--skip=S] [--last=S]
+ *   --skip=S  leave out the first S seconds (start-up, warm-up)
+ *   --last=S  only the last S seconds before the profile ended (the phase run last)
  */
 import { readFileSync } from 'node:fs';
 
@@ -9,12 +11,19 @@ interface Node {
   callFrame: { functionName: string; url: string; lineNumber: number };
   children?: number[];
 }
-const file = process.argv[2];
-const top = Number(process.argv[3] ?? 30);
-const prof = JSON.parse(readFileSync(file, 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
+const positional = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const flag = (name: string) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? NaN);
+const file = positional[0];
+const top = Number(positional[1] ?? 30);
+const prof = JSON.parse(readFileSync(file, 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number };
 const byId = new Map(prof.nodes.map((n) => [n.id, n]));
 const self = new Map<number, number>();
-prof.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0)));
+const from = Math.max(Number.isNaN(flag('skip')) ? -Infinity : prof.startTime + flag('skip') * 1e6, Number.isNaN(flag('last')) ? -Infinity : prof.endTime - flag('last') * 1e6);
+let at = prof.startTime;
+prof.samples.forEach((id, i) => {
+  at += prof.timeDeltas[i] ?? 0;
+  if (at >= from) self.set(id, (self.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0));
+});
 // Idle time is left out: percentages are of the time the process was busy.
 for (const [id] of self) if (byId.get(id)!.callFrame.functionName === '(idle)') self.delete(id);
 const total = [...self.values()].reduce((a, b) => a + b, 0);
