@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomSecret } from './secrets.js';
 import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { OspreyError } from './errors.js';
 
@@ -8,9 +8,9 @@ export interface Account {
   ezkey: string;
 }
 
-/** A new ezkey: 24 random bytes, URL-safe. */
+/** A new ezkey: 18 random bytes as 24 URL-safe characters, never starting with a dash. */
 export function newEzkey(): string {
-  return randomBytes(18).toString('base64url');
+  return randomSecret(18);
 }
 
 export async function createAccount(pool: Pool, email: string): Promise<Account> {

@@ -1,8 +1,15 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** A fresh secret for a cookie, a token or a key: `bytes` random bytes, base64url. */
+/**
+ * URL-safe random text. Never starts with '-' or '_': keys and tokens are pasted after CLI
+ * flags (`--ezkey K`), where a leading dash reads as another option.
+ */
 export function randomSecret(bytes = 32): string {
-  return randomBytes(bytes).toString('base64url');
+  for (;;) {
+    const s = randomBytes(bytes).toString('base64url');
+    if (s[0] !== '-' && s[0] !== '_') return s;
+  }
 }
 
 export function sha256Hex(s: string): string {
