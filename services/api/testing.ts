@@ -4,6 +4,7 @@ import { connectDatabase } from '../kit/db/client.js';
 import { createMetrics } from '../kit/metrics.js';
 import { testBaseConfig, type TestDatabase } from '../kit/testing/db.js';
 import { ingestConfigSchema } from '../ingest/config.js';
+import { namedRollups, type NamedRollupRow } from '../kit/testing/rollups.js';
 import { build as buildIngest, type IngestReplica } from '../ingest/server.js';
 import { apiConfigSchema, type ApiConfig } from './config.js';
 import { build as buildApi } from './server.js';
@@ -39,17 +40,7 @@ export interface IngestEdge {
   stop(): Promise<void>;
 }
 
-export interface RollupRow {
-  name: string;
-  kind: number;
-  bucket: number;
-  count: number;
-  sum: number;
-  min: number;
-  max: number;
-  sumsq: number;
-  lastValue: number;
-}
+export type RollupRow = NamedRollupRow;
 
 /**
  * A real ingest replica (flushing only when asked) and a real api replica in front of it,
@@ -70,10 +61,7 @@ export async function startIngestEdge(tdb: TestDatabase, apiOverrides: Partial<A
     base: `http://${api.address}`,
     async rollups(table = 'rollups_1m') {
       await ingest.flusher.flush();
-      const [rows] = await tdb.database.pool.query<RowDataPacket[]>(
-        `SELECT s.name, s.kind, r.bucket, r.count, r.sum, r.min, r.max, r.sumsq, r.last_value FROM ${table} r JOIN stats s ON s.id = r.stat_id ORDER BY s.name, r.bucket`,
-      );
-      return rows.map((r) => ({ name: String(r.name), kind: Number(r.kind), bucket: Number(r.bucket), count: Number(r.count), sum: Number(r.sum), min: Number(r.min), max: Number(r.max), sumsq: Number(r.sumsq), lastValue: Number(r.last_value) }));
+      return namedRollups(tdb.database.pool, table);
     },
     async totals() {
       await ingest.flusher.flush();

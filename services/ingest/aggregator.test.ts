@@ -1,21 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { KIND } from '../kit/db/schema.js';
+import { KIND, rollupColumnsOf } from '../kit/db/schema.js';
 import { DistinctSketch } from '../kit/sketch/distinct.js';
 import { mergeSerializedQuantiles, QuantileSketch } from '../kit/sketch/quantile.js';
 import { Aggregator, resolveGauges, type Bucket } from './aggregator.js';
 
-const numeric = (b: Bucket) => ({
-  statId: b.statId,
-  bucket: b.bucket,
-  count: b.count,
-  sum: b.sum,
-  min: b.min,
-  max: b.max,
-  sumsq: b.sumsq,
-  lastValue: b.lastValue,
-  lastTime: b.lastTime,
-});
+const numeric = (b: Bucket) => rollupColumnsOf(b);
 const byKey = (x: Bucket, y: Bucket) => x.statId - y.statId || x.bucket - y.bucket;
 
 describe('Aggregator.add (counters and values)', () => {

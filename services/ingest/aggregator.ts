@@ -1,4 +1,4 @@
-import { KIND } from '../kit/db/schema.js';
+import { KIND, type RollupColumns } from '../kit/db/schema.js';
 import { DistinctSketch } from '../kit/sketch/distinct.js';
 import { QuantileAccumulator } from '../kit/sketch/quantile.js';
 
@@ -32,18 +32,9 @@ export interface RelativeGauge {
  * many points, a distinct sketch of the members, zeros for sum/min/max/sumsq/last value, and
  * the time of the latest point.
  */
-export interface Bucket {
-  statId: number;
-  /** Unix seconds of the bucket start. */
-  bucket: number;
+export interface Bucket extends RollupColumns {
   /** KIND of the stat; 0 for add() buckets while the aggregator cannot tell a counter from a value. */
   kind: number;
-  count: number;
-  sum: number;
-  min: number;
-  max: number;
-  sumsq: number;
-  lastValue: number;
   /** Unix milliseconds of the point behind lastValue; -Infinity while a gauge bucket holds only relative values. */
   lastTime: number;
   /** Arrival number of the point behind lastValue (gauges: breaks ties in time). */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { KIND } from '../kit/db/schema.js';
+import { KIND, rollupColumnsOf, type RollupColumns } from '../kit/db/schema.js';
 import type { Logger } from '../kit/log.js';
 import { mergeSerializedDistinct } from '../kit/sketch/distinct.js';
 import { mergeSerializedQuantiles } from '../kit/sketch/quantile.js';
@@ -44,16 +44,7 @@ export const SketchFormat = { quantile: 1, distinct: 2 } as const;
 export type SketchFormat = (typeof SketchFormat)[keyof typeof SketchFormat];
 
 /** A rollup row as written: the bucket's columns, and for value and set stats its sketch, serialized. */
-export interface RollupRow {
-  statId: number;
-  bucket: number;
-  count: number;
-  sum: number;
-  min: number;
-  max: number;
-  sumsq: number;
-  lastValue: number;
-  lastTime: number;
+export interface RollupRow extends RollupColumns {
   format: SketchFormat | 0;
   sketch: Buffer | null;
 }
@@ -111,19 +102,7 @@ function partsFor(parts: readonly SketchPart[], seconds: number): SketchPart[] {
 const byKey = (a: { statId: number; bucket: number }, b: { statId: number; bucket: number }) => a.statId - b.statId || a.bucket - b.bucket;
 
 function rowOf(b: Bucket, format: SketchFormat | 0, sketch: Buffer | null): RollupRow {
-  return {
-    statId: b.statId,
-    bucket: b.bucket,
-    count: b.count,
-    sum: b.sum,
-    min: b.min,
-    max: b.max,
-    sumsq: b.sumsq,
-    lastValue: b.lastValue,
-    lastTime: b.lastTime,
-    format,
-    sketch,
-  };
+  return { ...rollupColumnsOf(b), format, sketch };
 }
 
 interface PendingFlush {

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import type { RowDataPacket } from 'mysql2/promise';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { KIND } from '../kit/db/schema.js';
+import { KIND, type RollupColumns } from '../kit/db/schema.js';
 import { DistinctSketch } from '../kit/sketch/distinct.js';
 import { QuantileSketch } from '../kit/sketch/quantile.js';
 import { createTestDatabase, type TestDatabase } from '../kit/testing/db.js';
@@ -40,16 +40,7 @@ async function createStats(kinds: number[]): Promise<number[]> {
   return ids;
 }
 
-interface Row {
-  statId: number;
-  bucket: number;
-  count: number;
-  sum: number;
-  min: number;
-  max: number;
-  sumsq: number;
-  lastValue: number;
-  lastTime: number;
+interface Row extends RollupColumns {
   sketch: Buffer | null;
 }
 

@@ -98,7 +98,7 @@ describe('statsd listeners with the hot-shots client', () => {
     const rows = await flushed(r);
     expect(rows.filter((x) => x.kind === C || x.kind === V).map(({ name, kind, count, sum, min, max }) => ({ name, kind, count, sum, min, max }))).toEqual(EXPECTED_COUNTERS_AND_VALUES);
     const gauge = rows.find((x) => x.name === 'temp')!;
-    expect([gauge.kind, gauge.count, gauge.last]).toEqual([KIND.gauge, 2, 17]);
+    expect([gauge.kind, gauge.count, gauge.lastValue]).toEqual([KIND.gauge, 2, 17]);
     const set = rows.find((x) => x.name === 'users')!;
     // (the set's distinct count and the timers' percentiles are in sketches: the sketch tests' business)
     expect([set.kind, set.count]).toEqual([KIND.set, 3]);
@@ -334,7 +334,7 @@ describe('lookups', () => {
     }
     sock.close();
     const rows = await flushed(r);
-    expect(rows.map((x) => [x.name, x.kind, x.count, x.last])).toEqual([
+    expect(rows.map((x) => [x.name, x.kind, x.count, x.lastValue])).toEqual([
       ['fresh', KIND.counter, 2, 2],
       ['g', KIND.gauge, 3, 12],
     ]);

@@ -4,12 +4,12 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { RowDataPacket } from 'mysql2/promise';
 import { pino } from 'pino';
 import type { Registry } from 'prom-client';
 import { connectDatabase } from '../../kit/db/client.js';
 import { createMetrics } from '../../kit/metrics.js';
 import { testBaseConfig, type TestDatabase } from '../../kit/testing/db.js';
+import { namedRollups, type NamedRollupRow } from '../../kit/testing/rollups.js';
 import { statsdConfigSchema, type StatsdConfig } from '../config.js';
 import { build, type IngestReplica } from '../server.js';
 
@@ -65,22 +65,9 @@ export async function metricValue(registry: Registry, name: string, labels: Reco
   return hit ? hit.value : 0;
 }
 
-export interface RollupRow {
-  name: string;
-  kind: number;
-  bucket: number;
-  count: number;
-  sum: number;
-  min: number;
-  max: number;
-  last: number;
-}
-
-export async function rollupRows(tdb: TestDatabase, table = 'rollups_1m'): Promise<RollupRow[]> {
-  const [rows] = await tdb.database.pool.query<RowDataPacket[]>(
-    `SELECT s.name, s.kind, r.bucket, r.count, r.sum, r.min, r.max, r.last_value FROM ${table} r JOIN stats s ON s.id = r.stat_id ORDER BY s.name, s.kind, r.bucket`,
-  );
-  return rows.map((r) => ({ name: String(r.name), kind: Number(r.kind), bucket: Number(r.bucket), count: Number(r.count), sum: Number(r.sum), min: Number(r.min), max: Number(r.max), last: Number(r.last_value) }));
+/** The 1m (or another) rollups by stat name and kind. */
+export function rollupRows(tdb: TestDatabase, table: 'rollups_1m' | 'rollups_1h' | 'rollups_1d' = 'rollups_1m'): Promise<NamedRollupRow[]> {
+  return namedRollups(tdb.database.pool, table);
 }
 
 /** A connected stream socket to a TCP port or a Unix socket path. */

@@ -59,6 +59,26 @@ export const stats = mysqlTable('stats', {
   uniqueIndex('stats_account_name_kind').on(t.accountId, t.name, t.kind),
 ]);
 
+/** The key and numeric columns of one rollup row, as ingest builds them and tests read them. */
+export interface RollupColumns {
+  statId: number;
+  /** Unix seconds of the bucket start. */
+  bucket: number;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+  sumsq: number;
+  lastValue: number;
+  /** Unix milliseconds of the sample behind last_value. */
+  lastTime: number;
+}
+
+/** Just the rollup columns of anything that has them (a bucket, a row with a sketch). */
+export function rollupColumnsOf(b: RollupColumns): RollupColumns {
+  return { statId: b.statId, bucket: b.bucket, count: b.count, sum: b.sum, min: b.min, max: b.max, sumsq: b.sumsq, lastValue: b.lastValue, lastTime: b.lastTime };
+}
+
 /**
  * Rollups share one shape at every resolution. Every column merges commutatively:
  * count/sum/sumsq add, min/max take the extreme, last_* keeps the latest by time (ties:

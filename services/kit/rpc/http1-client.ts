@@ -1,9 +1,9 @@
 import net from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
-import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape } from '@bufbuild/protobuf';
+import type { DescMessage, DescMethodUnary, MessageInitShape } from '@bufbuild/protobuf';
 import { Code, ConnectError, type UnaryResponse } from '@connectrpc/connect';
-import { codeFromHttpStatus, errorFromJsonBytes } from '@connectrpc/connect/protocol-connect';
 import type { MessageCodecs } from './codecs.js';
+import { decodeAnswer, encodeRequest } from './unary-answer.js';
 
 export interface Http1UnaryClientOptions {
   /** Sent with every call (e.g. the service token). */
@@ -87,8 +87,7 @@ export class Http1UnaryClient {
   ): Promise<UnaryResponse<I, O>> {
     let body: Uint8Array;
     try {
-      const codec = this.opts.codecs?.get(method.input.typeName);
-      body = codec ? codec.encode(input) : toBinary(method.input, create(method.input, input));
+      body = encodeRequest(method, input, this.opts.codecs);
     } catch (err) {
       return Promise.reject(ConnectError.from(err, Code.Internal));
     }
@@ -141,23 +140,10 @@ export class Http1UnaryClient {
           }
           if (String(headers!.connection).toLowerCase() === 'close') got.socket.destroy();
           else this.release(got);
-          if (status !== 200) {
-            const meta = metadataOf(headers!);
-            finish();
-            reject(errorFromJsonBytes(responseBody!, meta, new ConnectError(`HTTP ${status} from ${this.baseUrl}`, codeFromHttpStatus(status!), meta)));
-            return;
-          }
-          let message;
-          try {
-            const codec = this.opts.codecs?.get(method.output.typeName);
-            message = (codec ? codec.decode(responseBody!) : fromBinary(method.output, responseBody!)) as UnaryResponse<I, O>['message'];
-          } catch (e) {
-            finish();
-            reject(new ConnectError(`cannot decode the answer from ${this.baseUrl}: ${(e as Error).message}`, Code.Internal, metadataOf(headers!)));
-            return;
-          }
           finish();
-          resolve(new Answer(method, message, headers!));
+          const answer = decodeAnswer(method, status!, headers!, responseBody!, this.opts.codecs, this.baseUrl);
+          if (answer instanceof ConnectError) reject(answer);
+          else resolve(answer);
         });
       });
     });
@@ -371,38 +357,4 @@ export function parseResponse(b: Buffer): Parsed | Error | undefined {
     if (b.length < start + length) return undefined;
     return { status, headers, body: b.subarray(start, start + length), rest: b.subarray(start + length) };
   }
-}
-
-/** A successful call's UnaryResponse; header and trailer are made only if read. */
-class Answer<I extends DescMessage, O extends DescMessage> implements UnaryResponse<I, O> {
-  readonly stream = false as const;
-  readonly service: DescMethodUnary<I, O>['parent'];
-  private made: Headers | undefined;
-  private trailers: Headers | undefined;
-
-  constructor(
-    readonly method: DescMethodUnary<I, O>,
-    readonly message: UnaryResponse<I, O>['message'],
-    private readonly raw: IncomingHttpHeaders,
-  ) {
-    this.service = method.parent;
-  }
-
-  get header(): Headers {
-    return (this.made ??= metadataOf(this.raw));
-  }
-
-  get trailer(): Headers {
-    return (this.trailers ??= new Headers());
-  }
-}
-
-function metadataOf(h: IncomingHttpHeaders): Headers {
-  const out = new Headers();
-  for (const k in h) {
-    const v = h[k];
-    if (Array.isArray(v)) for (const x of v) out.append(k, x);
-    else if (v !== undefined) out.set(k, v);
-  }
-  return out;
 }

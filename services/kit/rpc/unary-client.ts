@@ -1,8 +1,8 @@
 import http2 from 'node:http2';
-import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape } from '@bufbuild/protobuf';
+import type { DescMessage, DescMethodUnary, MessageInitShape } from '@bufbuild/protobuf';
 import { Code, ConnectError, type UnaryResponse } from '@connectrpc/connect';
-import { codeFromHttpStatus, errorFromJsonBytes } from '@connectrpc/connect/protocol-connect';
 import type { MessageCodecs } from './codecs.js';
+import { decodeAnswer, encodeRequest } from './unary-answer.js';
 import { NOT_APPLIED_HEADER } from './server.js';
 
 export interface UnaryClientOptions {
@@ -97,8 +97,7 @@ export class UnaryClient {
       if (timeoutMs !== undefined && timeoutMs > 0) headers['connect-timeout-ms'] = String(Math.ceil(timeoutMs));
       let body: Uint8Array;
       try {
-        const codec = this.opts.codecs?.get(method.input.typeName);
-        body = codec ? codec.encode(input) : toBinary(method.input, create(method.input, input));
+        body = encodeRequest(method, input, this.opts.codecs);
       } catch (err) {
         reject(ConnectError.from(err, Code.Internal));
         return;
@@ -155,62 +154,16 @@ export class UnaryClient {
           return;
         }
         const bytes = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
-        if (status !== 200) {
-          const meta = metadataOf(responseHeaders);
-          fail(errorFromJsonBytes(bytes, meta, new ConnectError(`HTTP ${status} from ${this.baseUrl}`, codeFromHttpStatus(status), meta)));
-          return;
-        }
-        let message;
-        try {
-          const codec = this.opts.codecs?.get(method.output.typeName);
-          message = (codec ? codec.decode(bytes) : fromBinary(method.output, bytes)) as UnaryResponse<I, O>['message'];
-        } catch (err) {
-          fail(new ConnectError(`cannot decode the answer from ${this.baseUrl}: ${(err as Error).message}`, Code.Internal, metadataOf(responseHeaders)));
+        const answer = decodeAnswer(method, status, responseHeaders, bytes, this.opts.codecs, this.baseUrl);
+        if (answer instanceof ConnectError) {
+          fail(answer);
           return;
         }
         settled = true;
         cleanup();
-        resolve(new Answer(method, message, responseHeaders));
+        resolve(answer);
       });
       stream.end(body);
     });
   }
-}
-
-/**
- * A successful call's UnaryResponse. Its header and trailer are made only if read: the
- * Record path never reads them, and two web Headers per call were a visible share of it.
- */
-class Answer<I extends DescMessage, O extends DescMessage> implements UnaryResponse<I, O> {
-  readonly stream = false as const;
-  readonly service: DescMethodUnary<I, O>['parent'];
-  private headers: Headers | undefined;
-  private trailers: Headers | undefined;
-
-  constructor(
-    readonly method: DescMethodUnary<I, O>,
-    readonly message: UnaryResponse<I, O>['message'],
-    private readonly raw: http2.IncomingHttpHeaders,
-  ) {
-    this.service = method.parent;
-  }
-
-  get header(): Headers {
-    return (this.headers ??= metadataOf(this.raw));
-  }
-
-  get trailer(): Headers {
-    return (this.trailers ??= new Headers());
-  }
-}
-
-function metadataOf(h: http2.IncomingHttpHeaders): Headers {
-  const out = new Headers();
-  for (const k in h) {
-    if (k.charCodeAt(0) === 58 /* ':' */) continue;
-    const v = h[k];
-    if (Array.isArray(v)) for (const x of v) out.append(k, x);
-    else if (v !== undefined) out.set(k, v);
-  }
-  return out;
 }

@@ -1,4 +1,4 @@
-import type { Pool, ResultSetHeader } from 'mysql2/promise';
+import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 
 /**
  * Writes one sample into the 1m, 1h and 1d rollups the way a flush merges it, for tests
@@ -18,4 +18,25 @@ export async function insertSample(pool: Pool, statId: number, unixSec: number, 
 export async function createStat(pool: Pool, accountId: number, name: string, kind: number): Promise<number> {
   const [res] = await pool.query<ResultSetHeader>('INSERT INTO stats (account_id, name, kind) VALUES (?, ?, ?)', [accountId, name, kind]);
   return res.insertId;
+}
+
+/** A rollup row with its stat's name and kind, as tests compare them. */
+export interface NamedRollupRow {
+  name: string;
+  kind: number;
+  bucket: number;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+  sumsq: number;
+  lastValue: number;
+}
+
+/** Every row of one rollup table, by stat name, kind and bucket. */
+export async function namedRollups(pool: Pool, table: 'rollups_1m' | 'rollups_1h' | 'rollups_1d' = 'rollups_1m'): Promise<NamedRollupRow[]> {
+  const [rows] = await pool.query<RowDataPacket[]>(
+    `SELECT s.name, s.kind, r.bucket, r.count, r.sum, r.min, r.max, r.sumsq, r.last_value FROM ${table} r JOIN stats s ON s.id = r.stat_id ORDER BY s.name, s.kind, r.bucket`,
+  );
+  return rows.map((r) => ({ name: String(r.name), kind: Number(r.kind), bucket: Number(r.bucket), count: Number(r.count), sum: Number(r.sum), min: Number(r.min), max: Number(r.max), sumsq: Number(r.sumsq), lastValue: Number(r.last_value) }));
 }
