@@ -121,8 +121,10 @@ function load(stat: string) {
     });
   const loops = Array.from({ length: CONNECTIONS }, async () => {
     while (running) {
+      const failedBefore = ledger.failed;
       await one();
-      if (ledger.failed > 0) await new Promise((r) => setTimeout(r, 5));
+      // Back off a little after a failure only, so a down service is not hammered in a tight loop.
+      if (ledger.failed > failedBefore) await new Promise((r) => setTimeout(r, 5));
     }
   });
   return {

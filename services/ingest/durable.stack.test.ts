@@ -95,6 +95,7 @@ function load(prefix: string, ledger: Ledger) {
   const loops = Array.from({ length: 8 }, async () => {
     while (running) {
       const stat = `${prefix} ${i++ % STATS}`;
+      const failedBefore = ledger.failures.length;
       const r = await post(agent, new URLSearchParams({ ezkey, stat, count: '1' }).toString());
       if ('status' in r) {
         if (r.status === 204) ledger.ok(stat);
@@ -103,7 +104,7 @@ function load(prefix: string, ledger: Ledger) {
       } else {
         ledger.failed(stat, r.error, r.sent && r.error !== 'ECONNREFUSED');
       }
-      if (ledger.failures.length > 0) await new Promise((r) => setTimeout(r, 2));
+      if (ledger.failures.length > failedBefore) await new Promise((r) => setTimeout(r, 2));
     }
   });
   return async () => {
