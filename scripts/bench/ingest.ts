@@ -204,15 +204,9 @@ async function startOsprey(databaseUrl: string, accountId: number, dir: string):
   };
   const count = async () => read(await metrics(), 'osprey_statsd_lines_total');
   await waitUntil('Osprey ingest', async () => (await metrics()).includes('osprey_statsd_listener_bound{listener="udp"'));
-  // Flushed: no rollup row written for two flush intervals.
+  // Flushed: nothing aggregated is waiting for MySQL.
   const quiesce = async () => {
-    let last = -1;
-    for (;;) {
-      const rows = read(await metrics(), 'osprey_flushed_rows_total');
-      if (rows === last) return;
-      last = rows;
-      await sleep(2100);
-    }
+    while (read(await metrics(), 'osprey_unflushed_samples') > 0) await sleep(200);
   };
   return { name: 'osprey', child, udpPort: port, tcpPort: port, exited: exitOf(child), count, quiesce, ops, metrics };
 }

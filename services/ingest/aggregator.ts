@@ -73,6 +73,8 @@ interface GaugeHead {
  */
 export class Aggregator {
   private buckets = new Map<number, Bucket>();
+  /** Each stat's latest bucket, by stat id (a small integer key: cheaper than the double key of `buckets`). */
+  private latest = new Map<number, Bucket>();
   private heads = new Map<number, GaugeHead>();
   private samples = 0;
   private seq = 0;
@@ -94,9 +96,14 @@ export class Aggregator {
 
   private bucketFor(statId: number, timeMs: number, kind: number): Bucket {
     const bucket = Math.floor(timeMs / 60_000) * 60;
+    let b = this.latest.get(statId);
+    if (b !== undefined && b.bucket === bucket) return b;
     const key = statId * 1e10 + bucket; // exact in a double: ids < 2^32, buckets < 2^33
-    let b = this.buckets.get(key);
-    if (b) return b;
+    b = this.buckets.get(key);
+    if (b) {
+      this.latest.set(statId, b);
+      return b;
+    }
     if (kind === 0) {
       const known = this.kinds.get(statId);
       if (known !== undefined) kind = known;
@@ -118,6 +125,7 @@ export class Aggregator {
       relative: null,
     };
     this.buckets.set(key, b);
+    this.latest.set(statId, b);
     return b;
   }
 
@@ -220,6 +228,7 @@ export class Aggregator {
   take(): Bucket[] {
     const out = [...this.buckets.values()];
     this.buckets = new Map();
+    this.latest = new Map();
     this.heads = new Map();
     this.samples = 0;
     return out;

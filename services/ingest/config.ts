@@ -11,6 +11,8 @@ export const statsdConfigSchema = z.object({
   STATSD_UDP_PORT: port.default(8125),
   /** SO_RCVBUF in bytes; 0 keeps the system default (net.core.rmem_default). */
   STATSD_UDP_RECV_BUFFER: z.coerce.number().int().min(0).default(0),
+  /** Bytes of datagrams the UDP reader thread may hold for the parsing thread (a ring, allocated once). */
+  STATSD_UDP_QUEUE_BYTES: z.coerce.number().int().min(1 << 17).max(1 << 30).default(32 << 20),
   STATSD_TCP: envBool.default(true),
   STATSD_TCP_HOST: z.string().min(1).default('0.0.0.0'),
   STATSD_TCP_PORT: port.default(8125),
@@ -62,6 +64,10 @@ export type WalConfig = z.infer<typeof walConfigSchema>;
 export const ingestConfigSchema = baseConfigSchema.extend({
   /** How often aggregated buckets are written to MySQL. */
   FLUSH_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
+  /** Flushing takes at most this share of the time: a slow flush (many live stats) spaces out the next ones. */
+  FLUSH_BUSY_SHARE: z.coerce.number().gt(0).max(1).default(0.2),
+  /** ...but flushes are never further apart than this. */
+  FLUSH_MAX_INTERVAL_MS: z.coerce.number().int().min(10).default(10_000),
   /** Points older than this many days are refused (they would land past retention). */
   MAX_POINT_AGE_DAYS: z.coerce.number().int().min(1).default(365 * 2),
   /** Points this far in the future are refused (a client clock gone wrong). */
@@ -75,7 +81,9 @@ export type IngestConfig = z.infer<typeof ingestConfigSchema>;
  * What build() takes: a parsed IngestConfig, or (tests that build a replica for its RPCs)
  * one without the statsd fields, which means no statsd listeners.
  */
-export type IngestBuildConfig = Omit<IngestConfig, keyof StatsdConfig | keyof WalConfig> & Partial<StatsdConfig> & Partial<WalConfig>;
+/** Flush pacing a test may leave out: then flushes come every FLUSH_INTERVAL_MS however long they take. */
+type FlushPacing = Pick<IngestConfig, 'FLUSH_BUSY_SHARE' | 'FLUSH_MAX_INTERVAL_MS'>;
+export type IngestBuildConfig = Omit<IngestConfig, keyof StatsdConfig | keyof WalConfig | keyof FlushPacing> & Partial<StatsdConfig> & Partial<WalConfig> & Partial<FlushPacing>;
 
 /** The log's settings, or undefined for no log (WAL=false, or a test config without WAL_DIR/WAL_ROOT). */
 export function walSettings(config: IngestBuildConfig): { dir: string; maxBytes: number; segmentBytes: number } | undefined {

@@ -260,6 +260,53 @@ describe('RollupFlusher on MariaDB', () => {
   });
 });
 
+describe('flush pacing', () => {
+  const busy = (ms: number) => {
+    const until = performance.now() + ms;
+    while (performance.now() < until);
+  };
+  it('spaces flushes out so that they take at most busyShare of the time, never beyond maxIntervalMs', async () => {
+    const [counter] = await createStats([KIND.counter]);
+    const paced = async (opts: { busyShare: number; maxIntervalMs: number }) => {
+      const { agg, flusher } = replica();
+      flusher.afterCommit = () => busy(120); // a flush that takes at least 120 ms
+      agg.add(counter, Date.now(), 1);
+      flusher.start(10, opts);
+      try {
+        const until = Date.now() + 10_000;
+        while (flusher.nextPauseMs === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+        return flusher.nextPauseMs;
+      } finally {
+        flusher.stop();
+      }
+    };
+    // a quarter of the time: the pause is at least three times the flush
+    expect(await paced({ busyShare: 0.25, maxIntervalMs: 10_000 })).toBeGreaterThanOrEqual(3 * 120);
+    // but flushes stay at most maxIntervalMs apart, start to start
+    expect(await paced({ busyShare: 0.25, maxIntervalMs: 200 })).toBeLessThanOrEqual(200 - 120);
+  });
+
+  it('keeps the interval when flushes are quick', async () => {
+    const { agg, flusher } = replica();
+    const [counter] = await createStats([KIND.counter]);
+    let flushes = 0;
+    flusher.afterCommit = () => flushes++;
+    flusher.start(20, { busyShare: 0.2, maxIntervalMs: 10_000 });
+    try {
+      for (let i = 0; i < 5; i++) {
+        agg.add(counter, Date.now(), 1);
+        const before = flushes;
+        const until = Date.now() + 10_000;
+        while (flushes === before && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+      }
+    } finally {
+      flusher.stop();
+    }
+    expect(flushes).toBe(5);
+    expect(flusher.nextPauseMs).toBeLessThan(1000);
+  });
+});
+
 describe('any stream split over two replicas gives the rollups of one (property, MariaDB)', () => {
   // Stats per kind in one run. Gauges come in three families, for what holds of each:
   //   abs:      absolute values only, split arbitrarily: every column equal;

@@ -66,7 +66,7 @@ export async function build(deps: IngestDeps): Promise<IngestReplica> {
     start: async () => {
       flusher = new RollupFlusher(deps.database.pool, aggregator, `ingest:${process.pid}`, deps.log, deps.metrics);
       flusher.wal = recorder;
-      flusher.start(deps.config.FLUSH_INTERVAL_MS);
+      flusher.start(deps.config.FLUSH_INTERVAL_MS, { busyShare: deps.config.FLUSH_BUSY_SHARE, maxIntervalMs: deps.config.FLUSH_MAX_INTERVAL_MS });
       statsd = await startStatsd({
         config: statsdSettings(deps.config),
         target,

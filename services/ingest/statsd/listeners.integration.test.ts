@@ -313,6 +313,51 @@ describe('UDP while the event loop is held', () => {
     const rows = await flushed(r);
     expect(rows.map((x) => [x.name, x.sum])).toEqual([['held', N]]);
   });
+  it('wraps around its queue at every offset, and when the queue is full drops whole datagrams and counts them', async () => {
+    const { spawn } = await import('node:child_process');
+    const QUEUE = 1 << 17;
+    const r = await start({ STATSD_TCP: false, STATSD_UNIX: false, STATSD_MGMT: false, STATSD_UDP_RECV_BUFFER: 4 << 20, STATSD_UDP_QUEUE_BYTES: QUEUE });
+    const port = r.statsd.udp!.address()!.port;
+    // Datagrams of 11 to 140 bytes (an ignored |x field pads them), so records end at every offset of the ring.
+    const send = (n: number, perTick: number, done: string) => {
+      const child = spawn(
+        process.execPath,
+        [
+          '-e',
+          `const d = require('dgram').createSocket('udp4');
+           let i = 0;
+           const go = () => { for (let k = 0; k < ${perTick} && i < ${n}; k++, i++) d.send('wrap:1|c|x' + 'p'.repeat(i % 130), ${port}, '127.0.0.1');
+             if (i < ${n}) setTimeout(go, 5); else setTimeout(() => { require('fs').writeFileSync(${JSON.stringify(done)}, ''); d.close(); }, 100); };
+           go();`,
+        ],
+        { stdio: 'ignore' },
+      );
+      return new Promise((res) => child.once('exit', res));
+    };
+    // 1. Paced so the parsing thread keeps up: ~1.5 MB through a 128 KB ring, nothing dropped.
+    const N = 20_000;
+    await send(N, 40, path.join(dir, 'sent1'));
+    await waitFor('the paced lines', () => r.statsd.udp!.stats.lines === N);
+    expect(r.statsd.udp!.stats.packetsDropped).toBe(0);
+    expect(r.statsd.udp!.stats.bad).toEqual(Object.fromEntries(Object.keys(r.statsd.udp!.stats.bad).map((k) => [k, 0])));
+    // 2. This thread held while ~800 KB arrive: the ring fills, the rest is dropped and counted.
+    const M = 10_000;
+    const done = path.join(dir, 'sent2');
+    const exited = send(M, 100, done);
+    const until = Date.now() + 20_000;
+    while (!fs.existsSync(done) && Date.now() < until);
+    expect(fs.existsSync(done)).toBe(true);
+    await exited;
+    await waitFor('the held lines', () => r.statsd.udp!.stats.lines + r.statsd.udp!.stats.packetsDropped === N + M);
+    const dropped = r.statsd.udp!.stats.packetsDropped;
+    expect(dropped).toBeGreaterThan(0);
+    expect(r.statsd.udp!.stats.lines - N).toBeGreaterThan(QUEUE / 150);
+    expect(await metricValue(r.registry, 'osprey_statsd_dropped_packets_total', { listener: 'udp' })).toBe(dropped);
+    // Every datagram that was kept is whole: one good line each, and the sum is what was kept.
+    expect(Object.values(r.statsd.udp!.stats.bad).every((n) => n === 0)).toBe(true);
+    const rows = await flushed(r);
+    expect(rows.map((x) => [x.name, x.sum])).toEqual([['wrap', N + M - dropped]]);
+  });
 });
 
 describe('lookups', () => {

@@ -40,40 +40,56 @@ function parsersFor(o: ListenerBase): { plain: StatsdParser; tokened: StatsdPars
 
 /**
  * The UDP socket lives in a worker thread that only reads: it copies each datagram into a
- * chunk (u32 length, then the bytes) and hands full or idle chunks to this thread, which
- * parses them in place. So when this thread is busy (a flush of many stats holds it for
- * tens of milliseconds), the socket is still drained and datagrams wait in memory, not in
- * the kernel's receive buffer (208 KB by default: a few thousand lines), where they would
- * be dropped. Up to UDP_QUEUE_BYTES may wait; past that the worker drops datagrams and
- * counts them. The worker is plain JavaScript (eval) so it runs the same from sources,
- * tests and the release build.
+ * ring buffer shared with this thread (a SharedArrayBuffer: u32 length, then the bytes),
+ * which parses the datagrams where they lie. So when this thread is busy (a flush of many
+ * stats holds it for tens of milliseconds), the socket is still drained and datagrams wait
+ * in memory, not in the kernel's receive buffer (208 KB by default: a few thousand lines),
+ * where they would be dropped. Nothing is allocated per datagram or per batch: the ring is
+ * allocated once. When it is full the worker drops datagrams and counts them.
+ *
+ * Positions are byte offsets in [0, size); a record never wraps: when one does not fit
+ * before the end, the worker writes a WRAP marker (or leaves fewer than 4 bytes) and starts
+ * again at 0. The ring is empty when read === write and holds at most size - 1 bytes, so
+ * full and empty differ. Wake-ups: this thread sets IDLE when it found the ring empty (and
+ * looks once more after setting it); the worker, after publishing a record, posts a message
+ * only if it finds IDLE set, clearing it. So a busy reader is never messaged, and an idle
+ * one is messaged once per burst, never missed. The worker is plain JavaScript (eval) so it
+ * runs the same from sources, tests and the release build.
  */
+const RING_WRITE = 0;
+const RING_READ = 1;
+const RING_IDLE = 2;
+const RING_DROPPED = 3;
+const RING_WRAP = 0xffffffff;
+
 const UDP_WORKER = String.raw`
 const { parentPort, workerData } = require('node:worker_threads');
 const dgram = require('node:dgram');
-const queued = new Int32Array(workerData.queued);
-const CHUNK = 256 * 1024;
+const WRITE = 0, READ = 1, IDLE = 2, DROPPED = 3, WRAP = 0xffffffff;
+const hdr = new Int32Array(workerData.header);
+const ring = Buffer.from(workerData.ring);
+const size = ring.length;
 let socket = null;
-let chunk, u8, dv, used = 0, dropped = 0, scheduled = false;
-const fresh = (size) => { chunk = new ArrayBuffer(size); u8 = new Uint8Array(chunk); dv = new DataView(chunk); used = 0; };
-fresh(CHUNK);
-const post = () => {
-  scheduled = false;
-  if (used === 0 && dropped === 0) return;
-  const c = chunk, n = used, d = dropped;
-  fresh(CHUNK);
-  dropped = 0;
-  Atomics.add(queued, 0, n);
-  parentPort.postMessage({ t: 'data', buf: c, n, dropped: d }, [c]);
-};
+let w = Atomics.load(hdr, WRITE);
 const onMessage = (msg) => {
   const need = msg.length + 4;
-  if (Atomics.load(queued, 0) + used + need > workerData.maxQueued) { dropped++; return; }
-  if (used + need > chunk.byteLength) { post(); if (need > chunk.byteLength) fresh(need); }
-  dv.setUint32(used, msg.length, true);
-  u8.set(msg, used + 4);
-  used += need;
-  if (!scheduled) { scheduled = true; setImmediate(post); }
+  const r = Atomics.load(hdr, READ);
+  let at = w;
+  if (at >= r) {
+    // Room before the end; with the reader at 0 the writer must not reach the end (w === r would read as empty).
+    if (size - at - (r === 0 ? 1 : 0) < need) {
+      // From 0 then, if it fits below the reader (keeping one byte free).
+      if (need >= r) { Atomics.add(hdr, DROPPED, 1); return; }
+      if (size - at >= 4) ring.writeUInt32LE(WRAP, at);
+      at = 0;
+    }
+  } else if (r - at <= need) { Atomics.add(hdr, DROPPED, 1); return; }
+  ring.writeUInt32LE(msg.length, at);
+  msg.copy(ring, at + 4);
+  w = at + need;
+  if (w === size) w = 0;
+  Atomics.store(hdr, WRITE, w);
+  if (Atomics.load(hdr, IDLE) === 1 && Atomics.exchange(hdr, IDLE, 0) === 1) parentPort.postMessage({ t: 'data' });
 };
 parentPort.on('message', (m) => {
   if (m.t === 'bind') {
@@ -87,20 +103,24 @@ parentPort.on('message', (m) => {
       parentPort.postMessage({ t: 'bound', address: s.address(), recvBuffer: s.getRecvBufferSize() });
     });
   } else if (m.t === 'close') {
-    const done = () => { post(); parentPort.postMessage({ t: 'closed' }); };
+    const done = () => parentPort.postMessage({ t: 'closed' });
     if (socket) { const s = socket; socket = null; s.close(done); } else done();
   }
 });
 `;
 
-/** Bytes of datagrams that may wait for the parsing thread. */
-const UDP_QUEUE_BYTES = 64 * 1024 * 1024;
+/** Bytes parsed per turn of the event loop before the rest waits for the next one. */
+const UDP_SLICE_BYTES = 256 * 1024;
 
 export class UdpListener {
   readonly stats = new ListenerStats('udp');
   private worker: Worker | null = null;
   private bound: net.AddressInfo | null = null;
-  private readonly queued = new Int32Array(new SharedArrayBuffer(4));
+  /** RING_WRITE, RING_READ, RING_IDLE, RING_DROPPED (see UDP_WORKER). */
+  private readonly header = new Int32Array(new SharedArrayBuffer(16));
+  /** Allocated once; its pages are touched only as far as datagrams ever queue up. */
+  private readonly ring: Buffer;
+  private readonly drainLater = () => this.drain(false);
   /** The worker's answer to the command in flight. */
   private reply: ((m: WorkerReply) => void) | null = null;
   private readonly claim: Claim;
@@ -108,12 +128,14 @@ export class UdpListener {
   private readonly parser: StatsdParser;
   private readonly what: string;
 
-  constructor(private readonly o: ListenerBase & { host: string; port: number; recvBufferSize: number }) {
+  constructor(private readonly o: ListenerBase & { host: string; port: number; recvBufferSize: number; queueBytes: number }) {
+    this.ring = Buffer.from(new SharedArrayBuffer(o.queueBytes));
     this.sink = o.intake.sink(this.stats);
     const p = parsersFor(o);
     this.parser = p.tokened ?? p.plain;
     this.what = `statsd udp ${o.host}:${o.port}`;
     this.claim = new Claim({ what: this.what, log: o.log, retryMs: o.retryMs, tryBind: () => this.bind(), onChange: (b) => (this.stats.bound = b) });
+    Atomics.store(this.header, RING_IDLE, 1);
   }
 
   start(): Promise<void> {
@@ -127,7 +149,9 @@ export class UdpListener {
 
   /** Datagrams read by the worker but not parsed yet, in bytes (a gauge in /metrics). */
   get queuedBytes(): number {
-    return Atomics.load(this.queued, 0);
+    const w = Atomics.load(this.header, RING_WRITE);
+    const r = Atomics.load(this.header, RING_READ);
+    return w >= r ? w - r : this.ring.length - r + w;
   }
 
   /** Commands go one at a time: each waits for the answer to the one before. */
@@ -147,8 +171,7 @@ export class UdpListener {
 
   private onWorkerMessage(m: WorkerReply): void {
     if (m.t === 'data') {
-      this.chunk(Buffer.from(m.buf, 0, m.n), m.dropped);
-      Atomics.sub(this.queued, 0, m.n);
+      this.drain(false);
       return;
     }
     if (m.t === 'socket-error') {
@@ -160,40 +183,73 @@ export class UdpListener {
     r?.(m);
   }
 
-  /** One chunk of datagrams from the worker, each parsed where it lies. */
-  private chunk(buf: Buffer, dropped: number): void {
+  /**
+   * Parses the datagrams waiting in the ring, each where it lies: up to UDP_SLICE_BYTES, then
+   * the rest on the next turn of the event loop (so timers, flushes and the other listeners
+   * get their turn), or (`all`) until it is empty. Going idle, it sets RING_IDLE and looks
+   * once more, so a datagram published meanwhile is never left waiting for a wake-up.
+   */
+  private drain(all: boolean): void {
+    const h = this.header;
+    const ring = this.ring;
+    const size = ring.length;
     const st = this.stats;
-    const now = this.o.now();
     const sink = this.sink;
     const parser = this.parser;
     const intake = this.o.intake;
+    const dropped = Atomics.exchange(h, RING_DROPPED, 0);
     if (dropped > 0) {
       st.packetsDropped += dropped;
-      intake.logOnce('udp', 'queue_full', () => ({ dropped }), 'statsd datagrams dropped: more than 64 MB waiting to be parsed');
+      intake.logOnce('udp', 'queue_full', () => ({ dropped }), `statsd datagrams dropped: the reader thread's queue (STATSD_UDP_QUEUE_BYTES, ${size} bytes) was full`);
     }
+    const now = this.o.now();
     sink.begin(now, null, null);
-    let at = 0;
-    while (at < buf.length) {
-      const len = buf.readUInt32LE(at);
-      const start = at + 4;
-      at = start + len;
+    let r = Atomics.load(h, RING_READ);
+    let budget = UDP_SLICE_BYTES;
+    for (;;) {
+      if (r === Atomics.load(h, RING_WRITE)) {
+        Atomics.store(h, RING_READ, r);
+        Atomics.store(h, RING_IDLE, 1);
+        if (r === Atomics.load(h, RING_WRITE)) return;
+        // Published meanwhile: go on (the worker may have posted a wake-up too; it finds the ring empty).
+        Atomics.store(h, RING_IDLE, 0);
+        continue;
+      }
+      if (budget <= 0 && !all) {
+        Atomics.store(h, RING_READ, r);
+        setImmediate(this.drainLater);
+        return;
+      }
+      if (size - r < 4) {
+        r = 0;
+        continue;
+      }
+      const len = ring.readUInt32LE(r);
+      if (len === RING_WRAP) {
+        r = 0;
+        continue;
+      }
+      const start = r + 4;
+      const end = start + len;
+      budget -= len + 4;
       st.packets++;
       st.bytes += len;
       let lines = 0;
       try {
-        lines = parser.parse(buf, start, at, sink);
+        lines = parser.parse(ring, start, end, sink);
       } catch (err) {
         failedRead(intake, 'udp', err);
       }
       st.lines += lines;
       intake.noteRead(now, sink.minute, lines);
+      r = end === size ? 0 : end;
     }
   }
 
   private async bind(): Promise<boolean> {
     const { host, port, recvBufferSize } = this.o;
     if (!this.worker) {
-      const w = new Worker(UDP_WORKER, { eval: true, workerData: { queued: this.queued.buffer, maxQueued: UDP_QUEUE_BYTES } });
+      const w = new Worker(UDP_WORKER, { eval: true, workerData: { header: this.header.buffer, ring: this.ring.buffer } });
       w.on('message', (m: WorkerReply) => this.onWorkerMessage(m));
       w.on('error', (err) => {
         this.o.log.error({ err }, `${this.what}: reader thread failed`);
@@ -221,6 +277,7 @@ export class UdpListener {
     const w = this.worker;
     if (!w) return;
     await this.ask(w, { t: 'close' });
+    this.drain(true);
     this.bound = null;
     this.worker = null;
     await w.terminate();
@@ -228,7 +285,7 @@ export class UdpListener {
 }
 
 type WorkerReply =
-  | { t: 'data'; buf: ArrayBuffer; n: number; dropped: number }
+  | { t: 'data' }
   | { t: 'bound'; address: net.AddressInfo; recvBuffer: number }
   | { t: 'inuse' }
   | { t: 'closed' }
