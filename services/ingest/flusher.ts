@@ -18,8 +18,8 @@ const ROWS_PER_CHUNK = 2000;
 const SKETCH_BYTES_PER_CHUNK = 4_000_000;
 /** Ids per `IN (...)` of the kind and gauge lookups. */
 const IDS_PER_STATEMENT = 5000;
-/** Rows per prepared statement: a power of two, so a statement of any length is a few shapes. */
-const MAX_PREPARED_ROWS = 1024;
+/** Rows per prepared statement: a power of two, so a statement of any length is a few shapes (each connection keeps every shape it prepared, with a definition object per parameter: 1024 rows kept ~37 MB). */
+const MAX_PREPARED_ROWS = 256;
 /** Pending sketch rows folded per sweep transaction. */
 const SWEEP_ROWS = 2000;
 
@@ -180,8 +180,8 @@ function marks(rows: number, cols: number): string {
 /**
  * `head VALUES (...), ... tail` for `count` rows of `cols` values each (`fill(i, out)`
  * pushes row i's values), in order, as prepared statements (the binary protocol: doubles
- * and sketches travel as bytes, not as text the server parses) of 1024 rows, then of the
- * powers of two that make up the rest, so every statement has one of 11 shapes and its
+ * and sketches travel as bytes, not as text the server parses) of MAX_PREPARED_ROWS rows, then of
+ * the powers of two that make up the rest, so every statement has one of a few shapes and its
  * prepared form is reused. Parameters are built per statement, never for all rows at once.
  * `onDuplicate`, if given, gets the row range [from, to) of a statement that failed on a
  * duplicate key (InnoDB rolled back just that statement).

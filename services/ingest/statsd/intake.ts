@@ -65,6 +65,8 @@ export class ListenerStats {
   packets = 0;
   /** UDP: datagrams dropped because too many waited to be parsed. */
   packetsDropped = 0;
+  /** UDP: bytes of datagrams waiting to be parsed (the UDP listener sets it). */
+  queuedBytes: () => number = () => 0;
   bytes = 0;
   lines = 0;
   connections = 0;

@@ -50,10 +50,13 @@ function parsersFor(o: ListenerBase): { plain: StatsdParser; tokened: StatsdPars
  * Positions are byte offsets in [0, size); a record never wraps: when one does not fit
  * before the end, the worker writes a WRAP marker (or leaves fewer than 4 bytes) and starts
  * again at 0. The ring is empty when read === write and holds at most size - 1 bytes, so
- * full and empty differ. Wake-ups: this thread sets IDLE when it found the ring empty (and
- * looks once more after setting it); the worker, after publishing a record, posts a message
- * only if it finds IDLE set, clearing it. So a busy reader is never messaged, and an idle
- * one is messaged once per burst, never missed. The worker is plain JavaScript (eval) so it
+ * full and empty differ. Wake-ups: this thread, finding the ring empty after a turn that
+ * parsed something, looks again a millisecond later (under load datagrams keep coming, and
+ * a message per datagram would cost more than parsing it); finding it empty on such a look,
+ * it sets IDLE (and looks once more after setting it). The worker, after publishing a
+ * record, posts a message only if it finds IDLE set, clearing it. So a reader under load is
+ * never messaged, an idle one once per burst, and no datagram waits for a wake-up that
+ * does not come. The worker is plain JavaScript (eval) so it
  * runs the same from sources, tests and the release build.
  */
 const RING_WRITE = 0;
@@ -65,6 +68,7 @@ const RING_WRAP = 0xffffffff;
 const UDP_WORKER = String.raw`
 const { parentPort, workerData } = require('node:worker_threads');
 const dgram = require('node:dgram');
+
 const WRITE = 0, READ = 1, IDLE = 2, DROPPED = 3, WRAP = 0xffffffff;
 const hdr = new Int32Array(workerData.header);
 const ring = Buffer.from(workerData.ring);
@@ -111,6 +115,8 @@ parentPort.on('message', (m) => {
 
 /** Bytes parsed per turn of the event loop before the rest waits for the next one. */
 const UDP_SLICE_BYTES = 256 * 1024;
+/** After a turn that found datagrams, the ring is looked at again this soon instead of waiting for a wake-up. */
+const UDP_POLL_MS = 1;
 
 export class UdpListener {
   readonly stats = new ListenerStats('udp');
@@ -121,6 +127,11 @@ export class UdpListener {
   /** Allocated once; its pages are touched only as far as datagrams ever queue up. */
   private readonly ring: Buffer;
   private readonly drainLater = () => this.drain(false);
+  private pollTimer: NodeJS.Timeout | null = null;
+  private readonly poll = () => {
+    this.pollTimer = null;
+    this.drain(false);
+  };
   /** The worker's answer to the command in flight. */
   private reply: ((m: WorkerReply) => void) | null = null;
   private readonly claim: Claim;
@@ -136,6 +147,7 @@ export class UdpListener {
     this.what = `statsd udp ${o.host}:${o.port}`;
     this.claim = new Claim({ what: this.what, log: o.log, retryMs: o.retryMs, tryBind: () => this.bind(), onChange: (b) => (this.stats.bound = b) });
     Atomics.store(this.header, RING_IDLE, 1);
+    this.stats.queuedBytes = () => this.queuedBytes;
   }
 
   start(): Promise<void> {
@@ -147,7 +159,7 @@ export class UdpListener {
     return this.bound;
   }
 
-  /** Datagrams read by the worker but not parsed yet, in bytes (a gauge in /metrics). */
+  /** Datagrams read by the worker but not parsed yet, in bytes (osprey_statsd_udp_queued_bytes). */
   get queuedBytes(): number {
     const w = Atomics.load(this.header, RING_WRITE);
     const r = Atomics.load(this.header, RING_READ);
@@ -209,6 +221,15 @@ export class UdpListener {
     for (;;) {
       if (r === Atomics.load(h, RING_WRITE)) {
         Atomics.store(h, RING_READ, r);
+        if (budget < UDP_SLICE_BYTES && !all) {
+          // Datagrams came in this turn: more are likely. Look again in a millisecond
+          // rather than sleeping: a wake-up message per datagram costs more than parsing it.
+          if (this.pollTimer === null) {
+            this.pollTimer = setTimeout(this.poll, UDP_POLL_MS);
+            this.pollTimer.unref();
+          }
+          return;
+        }
         Atomics.store(h, RING_IDLE, 1);
         if (r === Atomics.load(h, RING_WRITE)) return;
         // Published meanwhile: go on (the worker may have posted a wake-up too; it finds the ring empty).
@@ -277,6 +298,8 @@ export class UdpListener {
     const w = this.worker;
     if (!w) return;
     await this.ask(w, { t: 'close' });
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollTimer = null;
     this.drain(true);
     this.bound = null;
     this.worker = null;

@@ -59,6 +59,14 @@ export function registerStatsdMetrics(registry: Registry, listeners: () => Liste
     },
   });
   new Gauge({
+    name: 'osprey_statsd_udp_queued_bytes',
+    help: 'UDP datagrams read by the reader thread and waiting to be parsed, in bytes (at most STATSD_UDP_QUEUE_BYTES)',
+    registers: [registry],
+    collect() {
+      for (const s of listeners()) if (s.listener === 'udp') this.set(s.queuedBytes());
+    },
+  });
+  new Gauge({
     name: 'osprey_statsd_pending_samples',
     help: 'statsd samples waiting for a new stat or token to be looked up',
     registers: [registry],

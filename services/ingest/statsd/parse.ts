@@ -470,6 +470,9 @@ export class StatsdParser {
     }
     this.busy = true;
     let lines = 0;
+    // indexOf searches to the end of its buffer: a view that ends at `end` keeps a last line
+    // without a newline (every 1-line datagram) from scanning the rest of a large buffer.
+    if (end < buf.length) buf = buf.subarray(0, end);
     try {
       let ls = start;
       while (ls < end) {

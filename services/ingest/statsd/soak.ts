@@ -77,7 +77,8 @@ function rnd(n: number): number {
   return Math.floor(random() * n);
 }
 
-function udpRcvbufErrors(): number {
+/** Datagrams the kernel dropped for a full receive buffer, machine-wide (/proc/net/snmp). */
+export function udpRcvbufErrors(): number {
   try {
     const lines = fs.readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
     const head = lines[0]!.split(/\s+/);
