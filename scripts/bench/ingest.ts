@@ -5,7 +5,8 @@
  *
  * The three servers are pinned to one core (--server-cpu, 0) and the generator
  * (scripts/bench/statsd-load.ts) to the other (--load-cpu, 1); each server is loaded in turn
- * while the others idle. Lines cycle through --stats (100,000) distinct stats, a quarter each
+ * while the others are stopped (SIGSTOP), and the servers' searches take turns a step at a
+ * time, so a drift in the machine's speed reaches all of them alike. Lines cycle through --stats (100,000) distinct stats, a quarter each
  * timers, counters, gauges and sets, 1 and 20 lines per datagram. For each server and packing
  * the highest rate absorbed with < 0.1% loss is searched (rates grow ×1.5 until loss, then
  * bisect), each step --duration seconds (3); reported with the CPU seconds the server spent per
@@ -282,37 +283,46 @@ async function step(s: Server, perPacket: number, rate: number): Promise<Step> {
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
-/** The highest rate with loss under MAX_LOSS: grow ×1.5 until loss, then bisect 4 times. */
-async function lossFree(s: Server, perPacket: number): Promise<{ best: Step | null; generatorBound: boolean }> {
-  let rate = perPacket === 1 ? 40_000 : 150_000;
-  let best: Step | null = null;
-  let bad: number | null = null;
-  for (;;) {
-    const r = await step(s, perPacket, rate);
-    log(`  ${s.name} ${perPacket}/packet at ${fmt(rate)} lines/s: sent ${fmt(r.achieved)}/s, loss ${(r.loss * 100).toFixed(3)}%${r.loss > 0 ? ` (kernel dropped ${fmt(r.kernelDrops)} datagrams)` : ''}${r.behind ? ', fell behind' : ''}`);
+const describe = (s: Server, perPacket: number, r: Step) =>
+  `  ${s.name} ${perPacket}/packet at ${fmt(r.rate)} lines/s: sent ${fmt(r.achieved)}/s, loss ${(r.loss * 100).toFixed(3)}%${r.loss > 0 ? ` (kernel dropped ${fmt(r.kernelDrops)} datagrams)` : ''}${r.behind ? ', fell behind' : ''}`;
+
+/**
+ * The search for one server's highest rate with loss under MAX_LOSS (and keeping pace): grow
+ * ×1.5 until a step fails, then bisect 4 times. A state machine, one step at a time, so the
+ * servers' searches can take turns and a machine whose speed drifts drifts for all of them.
+ */
+class LossFreeSearch {
+  best: Step | null = null;
+  generatorBound = false;
+  private rate: number;
+  private bad: number | null = null;
+  private bisections = 0;
+  done = false;
+
+  constructor(perPacket: number) {
+    this.rate = perPacket === 1 ? 40_000 : 150_000;
+  }
+
+  next(): number {
+    if (this.bad === null) return this.rate;
+    return Math.round(((this.best?.rate ?? 0) + this.bad) / 2);
+  }
+
+  record(r: Step): void {
     const ok = r.loss < MAX_LOSS && !r.behind;
-    if (ok) best = r;
-    if (r.achieved < rate * 0.97) {
-      if (ok) return { best, generatorBound: true };
+    if (this.bad === null) {
+      if (ok) this.best = r;
+      if (ok && r.achieved < r.rate * 0.97) {
+        this.generatorBound = true;
+        this.done = true;
+      } else if (!ok) this.bad = r.rate;
+      else this.rate = Math.round(r.rate * 1.5);
+      return;
     }
-    if (!ok) {
-      bad = rate;
-      break;
-    }
-    rate = Math.round(rate * 1.5);
+    if (ok) this.best = r;
+    else this.bad = r.rate;
+    if (++this.bisections === 4) this.done = true;
   }
-  let lo = best?.rate ?? 0;
-  let hi = bad;
-  for (let i = 0; i < 4; i++) {
-    const mid = Math.round((lo + hi) / 2);
-    const r = await step(s, perPacket, mid);
-    log(`  ${s.name} ${perPacket}/packet at ${fmt(mid)} lines/s: sent ${fmt(r.achieved)}/s, loss ${(r.loss * 100).toFixed(3)}%${r.loss > 0 ? ` (kernel dropped ${fmt(r.kernelDrops)} datagrams)` : ''}${r.behind ? ', fell behind' : ''}`);
-    if (r.loss < MAX_LOSS && !r.behind) {
-      best = r;
-      lo = mid;
-    } else hi = mid;
-  }
-  return { best, generatorBound: false };
 }
 
 async function main() {
@@ -364,11 +374,19 @@ async function main() {
         for (const o of others) o.child.kill('SIGCONT');
       }
     };
-    const results = new Map<string, { best: Step | null; generatorBound: boolean }>();
+    // The servers take turns, one step each, so the three searches share the same minutes.
+    const results = new Map<string, LossFreeSearch>();
     for (const perPacket of PACKING) {
-      for (const s of servers) {
-        log(`${s.name}, ${perPacket} line(s) per datagram:`);
-        results.set(`${s.name}/${perPacket}`, await alone(s, () => lossFree(s, perPacket)));
+      log(`${perPacket} line(s) per datagram:`);
+      const searches = servers.map((s) => ({ s, search: new LossFreeSearch(perPacket) }));
+      for (const { s, search } of searches) results.set(`${s.name}/${perPacket}`, search);
+      while (searches.some((x) => !x.search.done)) {
+        for (const { s, search } of searches) {
+          if (search.done) continue;
+          const r = await alone(s, () => step(s, perPacket, search.next()));
+          log(describe(s, perPacket, r));
+          search.record(r);
+        }
       }
     }
 
