@@ -212,9 +212,7 @@ async function startOsprey(databaseUrl: string, accountId: number, dir: string):
   const count = async () => read(await metrics(), 'osprey_statsd_lines_total');
   await waitUntil('Osprey ingest', async () => (await metrics()).includes('osprey_statsd_listener_bound{listener="udp"'));
   // Flushed: nothing aggregated is waiting for MySQL.
-  const quiesce = async () => {
-    while (read(await metrics(), 'osprey_unflushed_samples') > 0) await sleep(200);
-  };
+  const quiesce = () => waitUntil('Osprey to flush', async () => read(await metrics(), 'osprey_unflushed_samples') === 0, 300_000);
   const queued = async () => read(await metrics(), 'osprey_statsd_udp_queued_bytes');
   return { name: 'osprey', child, udpPort: port, tcpPort: port, exited: exitOf(child), count, quiesce, queued, ops, metrics };
 }

@@ -24,6 +24,7 @@ import { ChartFormat, GraphService } from '../../gen/osprey/v1/graphing_pb.js';
 import { createAccount, findAccountByEmail } from '../../services/kit/accounts.js';
 import { connectDatabase, withDatabase } from '../../services/kit/db/client.js';
 import { migrateDatabase } from '../../services/kit/db/migrate.js';
+import type { RollupColumns } from '../../services/kit/db/schema.js';
 import { createBalancedClient } from '../../services/kit/rpc/client.js';
 import { planQuery } from '../../services/graphing/query.js';
 import { resolveDatabase } from '../lib/local-db.js';
@@ -60,16 +61,7 @@ function noise(stat: number, minute: number, salt: number): number {
   return ((h ^ (h >>> 16)) >>> 0) / 4_294_967_296;
 }
 
-interface Row {
-  bucket: number;
-  count: number;
-  sum: number;
-  min: number;
-  max: number;
-  sumsq: number;
-  lastValue: number;
-  lastTime: number;
-}
+type Row = Omit<RollupColumns, 'statId'>;
 
 const isCounter = (i: number) => i % 2 === 0;
 

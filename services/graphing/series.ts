@@ -5,22 +5,12 @@
 // 1-hour points. Merging follows the columns' own algebra (counts and sums add, min/max,
 // last by time), so a point is exactly what one bucket of that length would have held.
 
+import type { RollupColumns } from '../kit/db/schema.js';
+
 export type MetricKind = 'counter' | 'value' | 'gauge' | 'set';
 
-/** One rollup row of one stat (any table). Column names follow the drizzle schema's camelCase. */
-export interface RollupRow {
-  /** Unix seconds of the bucket's start. */
-  bucket: number;
-  /** Number of samples. */
-  count: number;
-  sum: number;
-  min: number;
-  max: number;
-  /** Sum of the squares of the samples. */
-  sumsq: number;
-  lastValue: number;
-  /** Milliseconds. */
-  lastTime: number;
+/** One rollup row of one stat (any table): its columns (kit/db/schema.ts) and its sketch. */
+export interface RollupRow extends Omit<RollupColumns, 'statId'> {
   /** Sets: the bucket's distinct count, read from its sketch. */
   distinct?: number;
   /** The row's serialized sketch (quantile for values, distinct for sets), when the table has one. */

@@ -18,7 +18,7 @@ const ROWS_PER_CHUNK = 2000;
 const SKETCH_BYTES_PER_CHUNK = 4_000_000;
 /** Ids per `IN (...)` of the kind and gauge lookups. */
 const IDS_PER_STATEMENT = 5000;
-/** Rows per prepared statement: a power of two, so a statement of any length is a few shapes (each connection keeps every shape it prepared, with a definition object per parameter: 1024 rows kept ~37 MB). */
+/** Rows per prepared statement: a power of two, so a statement of any length is a few shapes (each connection keeps every shape it prepared; at 1024 rows a heap snapshot of a busy ingest held 200,000 mysql2 ColumnDefinition objects, 37 MB). */
 const MAX_PREPARED_ROWS = 256;
 /** Pending sketch rows folded per sweep transaction. */
 const SWEEP_ROWS = 2000;
@@ -68,7 +68,7 @@ function mergeSketches(format: SketchFormat, a: Uint8Array, b: Uint8Array): Buff
  * its bucket still the minute's (the upsert floors it); only rows that share one are merged
  * into a copy. Sorted by key, as its input.
  */
-export function rollUpSorted(minutes: readonly RollupRow[], seconds: number): RollupRow[] {
+function rollUpSorted(minutes: readonly RollupRow[], seconds: number): RollupRow[] {
   const out: RollupRow[] = [];
   let last: RollupRow | null = null;
   let lastBucket = -1;

@@ -41,7 +41,7 @@ describe('WriteAheadLog', () => {
     await again.close();
   });
 
-  it('writes a record nobody awaits into the file within the tick (a crashed process loses none), and syncs it later', async () => {
+  it('writes a record nobody awaits into the file within the tick (a crashed process loses none)', async () => {
     const dir = await tempDir();
     const wal = await WriteAheadLog.open(dir);
     wal.append(1, Buffer.from('unawaited'));
@@ -49,7 +49,7 @@ describe('WriteAheadLog', () => {
     await new Promise((r) => setImmediate(r));
     const files = (await fs.readdir(dir)).filter((f) => f.endsWith('.wal'));
     expect((await fs.stat(path.join(dir, files[0]))).size).toBe(9 + 'unawaited'.length);
-    // The deferred fdatasync runs, and a waiter after it (nothing new to write) is answered.
+    // After the deferred fdatasync, a waiter with nothing new to write is still answered.
     await new Promise((r) => setTimeout(r, UNAWAITED_SYNC_MS + 50));
     await wal.durable();
     await wal.close();

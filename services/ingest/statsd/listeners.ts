@@ -64,12 +64,14 @@ const RING_READ = 1;
 const RING_IDLE = 2;
 const RING_DROPPED = 3;
 const RING_WRAP = 0xffffffff;
+/** The same numbers, for the worker (its source is a string). */
+const RING_LAYOUT = { WRITE: RING_WRITE, READ: RING_READ, IDLE: RING_IDLE, DROPPED: RING_DROPPED, WRAP: RING_WRAP };
 
 const UDP_WORKER = String.raw`
 const { parentPort, workerData } = require('node:worker_threads');
 const dgram = require('node:dgram');
 
-const WRITE = 0, READ = 1, IDLE = 2, DROPPED = 3, WRAP = 0xffffffff;
+const { WRITE, READ, IDLE, DROPPED, WRAP } = workerData.layout;
 const hdr = new Int32Array(workerData.header);
 const ring = Buffer.from(workerData.ring);
 const size = ring.length;
@@ -270,7 +272,7 @@ export class UdpListener {
   private async bind(): Promise<boolean> {
     const { host, port, recvBufferSize } = this.o;
     if (!this.worker) {
-      const w = new Worker(UDP_WORKER, { eval: true, workerData: { header: this.header.buffer, ring: this.ring.buffer } });
+      const w = new Worker(UDP_WORKER, { eval: true, workerData: { header: this.header.buffer, ring: this.ring.buffer, layout: RING_LAYOUT } });
       w.on('message', (m: WorkerReply) => this.onWorkerMessage(m));
       w.on('error', (err) => {
         this.o.log.error({ err }, `${this.what}: reader thread failed`);

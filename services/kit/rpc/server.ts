@@ -14,6 +14,7 @@ import { OspreyError, connectCodeOf, databaseUnavailable } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { HealthState } from './health.js';
 import type { MessageCodecs } from './codecs.js';
+import { metadataOf } from './unary-answer.js';
 
 /** Marks a refusal that certainly applied nothing: a caller may send the call elsewhere. */
 export const NOT_APPLIED_HEADER = 'osprey-not-applied';
@@ -386,7 +387,7 @@ class FastContext implements HandlerContext {
   }
 
   get requestHeader(): Headers {
-    return (this.request ??= webHeaders(this.raw));
+    return (this.request ??= metadataOf(this.raw));
   }
 
   get responseHeader(): Headers {
@@ -412,17 +413,6 @@ class FastContext implements HandlerContext {
     if (this.deadline) clearTimeout(this.deadline);
     this.controller?.abort(new ConnectError('the call is over', Code.Canceled));
   }
-}
-
-function webHeaders(h: http2.IncomingHttpHeaders): Headers {
-  const out = new Headers();
-  for (const k in h) {
-    if (k.charCodeAt(0) === 58 /* ':' */) continue;
-    const v = h[k];
-    if (Array.isArray(v)) for (const x of v) out.append(k, x);
-    else if (v !== undefined) out.set(k, v);
-  }
-  return out;
 }
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');

@@ -1,4 +1,5 @@
 import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import type { RollupColumns } from '../db/schema.js';
 
 /**
  * Writes one sample into the 1m, 1h and 1d rollups the way a flush merges it, for tests
@@ -21,16 +22,9 @@ export async function createStat(pool: Pool, accountId: number, name: string, ki
 }
 
 /** A rollup row with its stat's name and kind, as tests compare them. */
-export interface NamedRollupRow {
+export interface NamedRollupRow extends Omit<RollupColumns, 'statId' | 'lastTime'> {
   name: string;
   kind: number;
-  bucket: number;
-  count: number;
-  sum: number;
-  min: number;
-  max: number;
-  sumsq: number;
-  lastValue: number;
 }
 
 /** Every row of one rollup table, by stat name, kind and bucket. */
