@@ -2,7 +2,7 @@
  * Times one ingest flush of many live stats into MariaDB: the write pattern of
  * services/ingest/flusher.ts (numeric upserts, sketch read-merge-write, gauge deltas).
  *
- *   npx tsx scripts/bench/flush.ts [--stats 100000] [--rounds 4] [--no-prefill]
+ *   npx tsx scripts/bench/flush.ts [--stats 100000] [--rounds 12] [--every 1] [--no-prefill]
  *
  * The stats are a quarter timers (value stats, quantile sketches), half counters, 15% gauges
  * (half of them sent as deltas), 10% sets. Unless --no-prefill, a first flush writes an
@@ -14,7 +14,9 @@
  * the next ones merge into them, and the round that finds them DEFAULT_FOLD_AFTER_SEC old
  * folds every pending sketch into the 1m, 1h and 1d rows (here all at once; in real
  * traffic stats start at different times, so folds spread over the interval). The mean
- * over the rounds is the cost of a flush every second. Uses its own database on the local
+ * over the rounds is the cost of a flush every second. With --every 10 (seconds between
+ * rounds: with many live stats flushes are paced about that far apart) a pending row is
+ * folded by the flush after the one that staged it, so every other round folds. Uses its own database on the local
  * server (DATABASE_URL's server, else 127.0.0.1:3306), dropped at the end.
  *
  * On a shared machine wall times swing with the load; CPU times do not. With MYSQLD_PID
@@ -36,10 +38,13 @@ const { values: args } = parseArgs({
     stats: { type: 'string', default: '100000' },
     rounds: { type: 'string', default: String(DEFAULT_FOLD_AFTER_SEC + 2) },
     'no-prefill': { type: 'boolean', default: false },
+    every: { type: 'string', default: '1' },
   },
 });
 const N = Number(args.stats);
 const ROUNDS = Number(args.rounds);
+/** Seconds between rounds on the flusher's clock. */
+const EVERY_SEC = Number(args.every);
 
 const server = process.env.DATABASE_URL ? withDatabase(process.env.DATABASE_URL, '') : 'mysql://root@127.0.0.1:3306/';
 const url = withDatabase(server, 'osprey_bench_flush');
@@ -109,7 +114,7 @@ function heap(): string {
 }
 const totals = { ms: 0, node: 0, server: 0 };
 for (let round = 0; round < ROUNDS; round++) {
-  clock = minute + round * 1000;
+  clock = minute + round * EVERY_SEC * 1000;
   feed(clock, 3, false);
   const cpu = process.cpuUsage();
   const dbCpu = mysqldCpuMs();

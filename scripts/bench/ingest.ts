@@ -11,7 +11,8 @@
  * the highest rate absorbed with < 0.1% loss is searched (rates grow ×1.5 until loss, then
  * bisect), each step --duration seconds (3); reported with the CPU seconds the server spent per
  * million lines at that rate. Then TCP: 4 connections writing as fast as the server reads.
- * Peak RSS is each server's VmHWM after everything.
+ * Peak RSS is each server's VmHWM after everything. Osprey runs from a release build (as
+ * deployed: compiled JavaScript), the bare socket under tsx, Etsy as published.
  *
  * At the end Osprey is stopped with SIGTERM and every line it counted must be in rollups_1m
  * (the sum of `count` over all stats equals the lines it read: no line is lost on the way).
@@ -29,6 +30,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RowDataPacket } from 'mysql2/promise';
+import { buildRelease } from '../../deploy/release.js';
 import { createAccount } from '../../services/kit/accounts.js';
 import { createTestDatabase, TEST_SERVICE_TOKEN } from '../../services/kit/testing/db.js';
 import { udpRcvbufErrors } from '../../services/ingest/statsd/soak.js';
@@ -181,7 +183,10 @@ async function startOsprey(databaseUrl: string, accountId: number, dir: string):
   const port = await freePort();
   const ops = await freePort();
   const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF)}`] : [];
-  const child = pinned([...prof, '--import', 'tsx', path.join(root, 'services/ingest/main.ts')], {
+  // As production runs it: the release build (tsc's JavaScript, no tsx loader thread or
+  // transform cache in the process, whose memory the peak RSS would otherwise count).
+  const release = await buildRelease({ root, outDir: path.join(dir, 'release'), tarball: false, link: true });
+  const child = pinned([...prof, path.join(release.dir, 'dist/services/ingest/main.js')], {
     ...process.env,
     DATABASE_URL: databaseUrl,
     SERVICE_TOKEN: TEST_SERVICE_TOKEN,
@@ -340,6 +345,16 @@ async function main() {
     // Warm-up: every stat at least once (Osprey creates them in MySQL), and the JITs. UDP may
     // drop some while Osprey creates 100,000 stats, so it goes round until Osprey knows them all.
     const warm = (s: Server) => runLoad({ mode: 'udp', host: '127.0.0.1', port: s.udpPort, linesPerPacket: 20, rate: 20_000, durationMs: Math.max(2000, (STATS / 20_000) * 1000 * 1.1), stats: STATS });
+    // What the servers were doing when Osprey's peak RSS was reached (VmHWM sampled 4 times a second).
+    let phase = 'warm-up';
+    let peakPhase = phase;
+    let hwm = 0;
+    const hwmTimer = setInterval(() => {
+      if (!osprey) return;
+      const now = peakRssMb(osprey.child.pid!);
+      if (now > hwm) [hwm, peakPhase] = [now, phase];
+    }, 250);
+    hwmTimer.unref();
     for (const s of servers) await warm(s);
     if (osprey) {
       const o = osprey;
@@ -381,7 +396,9 @@ async function main() {
       while (searches.some((x) => !x.search.done)) {
         for (const { s, search } of searches) {
           if (search.done) continue;
-          const r = await alone(s, () => step(s, perPacket, search.next()));
+          const rate = search.next();
+          phase = `${s.name} at ${perPacket} line(s) a datagram, ${fmt(rate)} lines/s`;
+          const r = await alone(s, () => step(s, perPacket, rate));
           log(describe(s, perPacket, r));
           search.record(r);
         }
@@ -390,6 +407,7 @@ async function main() {
 
     const tcp = new Map<string, number>();
     for (const s of TCP ? servers : []) await alone(s, async () => {
+      phase = `${s.name} over TCP`;
       const c0 = await s.count();
       const r = await runLoad({ mode: 'tcp', host: '127.0.0.1', port: s.tcpPort, linesPerPacket: 0, rate: 0, durationMs: DURATION_MS, stats: STATS, connections: 4 });
       await sleep(300);
@@ -399,6 +417,7 @@ async function main() {
     });
 
     const rss = new Map(servers.map((s) => [s.name, peakRssMb(s.child.pid!)]));
+    clearInterval(hwmTimer);
     // Where Osprey's memory is, after everything has been flushed.
     let lag = '';
     if (osprey) {
@@ -439,7 +458,7 @@ async function main() {
       console.log('');
       console.log(`TCP lines/s (4 connections): ${servers.map((s) => `${s.name} ${fmt(tcp.get(s.name)!)}`).join(', ')}`);
     }
-    console.log(`peak RSS: ${servers.map((s) => `${s.name} ${rss.get(s.name)!.toFixed(0)} MB`).join(', ')}`);
+    console.log(`peak RSS: ${servers.map((s) => `${s.name} ${rss.get(s.name)!.toFixed(0)} MB`).join(', ')}${osprey ? ` (Osprey's reached in: ${peakPhase})` : ''}`);
     if (lag) console.log(lag);
     console.log('');
     const check = (ok: boolean) => (ok ? 'ok  ' : 'MISS');

@@ -19,10 +19,17 @@ const prof = JSON.parse(readFileSync(file, 'utf8')) as { nodes: Node[]; samples:
 const byId = new Map(prof.nodes.map((n) => [n.id, n]));
 const self = new Map<number, number>();
 const from = Math.max(Number.isNaN(flag('skip')) ? -Infinity : prof.startTime + flag('skip') * 1e6, Number.isNaN(flag('last')) ? -Infinity : prof.endTime - flag('last') * 1e6);
+// A sample whose interval is far beyond the sampling interval spans a time the process did
+// not run (SIGSTOP, as bench:ingest does to the servers it is not measuring): it is left out,
+// or the function on the stack when the process stopped would be charged the whole pause.
+const STOPPED_US = 100_000;
 let at = prof.startTime;
+let stoppedUs = 0;
 prof.samples.forEach((id, i) => {
-  at += prof.timeDeltas[i] ?? 0;
-  if (at >= from) self.set(id, (self.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0));
+  const dt = prof.timeDeltas[i] ?? 0;
+  at += dt;
+  if (dt > STOPPED_US) stoppedUs += dt;
+  else if (at >= from) self.set(id, (self.get(id) ?? 0) + dt);
 });
 // Idle time is left out: percentages are of the time the process was busy.
 for (const [id] of self) if (byId.get(id)!.callFrame.functionName === '(idle)') self.delete(id);
@@ -44,7 +51,7 @@ for (const [id, us] of self) {
   pkg.set(p, (pkg.get(p) ?? 0) + us);
 }
 const pct = (us: number) => ((100 * us) / total).toFixed(1).padStart(5) + '%';
-console.log(`${file}: ${(total / 1e6).toFixed(1)} s busy`);
+console.log(`${file}: ${(total / 1e6).toFixed(1)} s busy${stoppedUs > 0 ? ` (${(stoppedUs / 1e6).toFixed(1)} s stopped, left out)` : ''}`);
 console.log('-- by package/file');
 for (const [k, v] of [...pkg].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(pct(v), k);
 console.log('-- by function (self)');

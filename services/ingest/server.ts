@@ -1,3 +1,4 @@
+import v8 from 'node:v8';
 import { IngestService } from '../../gen/osprey/v1/ingest_pb.js';
 import { startReplica, type BaseDeps, type Replica } from '../kit/replica.js';
 import { Aggregator } from './aggregator.js';
@@ -27,6 +28,8 @@ export interface IngestReplica extends Replica {
 
 /** Builds and starts one ingest replica; main.ts runs it, tests build it on port 0. */
 export async function build(deps: IngestDeps): Promise<IngestReplica> {
+  // Process-wide and read at every full collection, so it holds from here on.
+  if (deps.config.HEAP_GROWING_PERCENT) v8.setFlagsFromString(`--heap-growing-percent=${deps.config.HEAP_GROWING_PERCENT}`);
   const aggregator = new Aggregator();
   const stats = new StatResolver(deps.database.pool);
   let flusher!: RollupFlusher;

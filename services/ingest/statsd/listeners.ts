@@ -272,7 +272,13 @@ export class UdpListener {
   private async bind(): Promise<boolean> {
     const { host, port, recvBufferSize } = this.o;
     if (!this.worker) {
-      const w = new Worker(UDP_WORKER, { eval: true, workerData: { header: this.header.buffer, ring: this.ring.buffer, layout: RING_LAYOUT } });
+      // Its garbage is a Buffer per datagram that dies at once: a small young generation
+      // (V8's default is 16 MB a semi-space) holds it as well and keeps that memory free.
+      const w = new Worker(UDP_WORKER, {
+        eval: true,
+        workerData: { header: this.header.buffer, ring: this.ring.buffer, layout: RING_LAYOUT },
+        resourceLimits: { maxYoungGenerationSizeMb: 2 },
+      });
       w.on('message', (m: WorkerReply) => this.onWorkerMessage(m));
       w.on('error', (err) => {
         this.o.log.error({ err }, `${this.what}: reader thread failed`);
