@@ -8,6 +8,41 @@ import { Aggregator, resolveGauges, type Bucket } from './aggregator.js';
 const numeric = (b: Bucket) => rollupColumnsOf(b);
 const byKey = (x: Bucket, y: Bucket) => x.statId - y.statId || x.bucket - y.bucket;
 
+describe('Aggregator with a BucketCache', () => {
+  it('adds to the bucket a cache notes while that is the bucket of its window and minute, and to the right one otherwise', () => {
+    const cached = new Aggregator();
+    const plain = new Aggregator();
+    const cache = { bucket: null, bucketGen: -1 };
+    const feed = (t: number, v: number) => {
+      cached.add(1, t, v, 1, cache);
+      plain.add(1, t, v);
+    };
+    feed(60_000, 1);
+    const first = cache.bucket;
+    feed(60_001, 2);
+    expect(cache.bucket).toBe(first);
+    feed(120_000, 3); // another minute: another bucket
+    expect(cache.bucket).not.toBe(first);
+    feed(60_002, 4); // back to the first minute's bucket (a late point)
+    expect(cache.bucket).toBe(first);
+    expect(cached.take().map(numeric)).toEqual(plain.take().map(numeric));
+    feed(60_003, 5); // a new window: the note is stale, a fresh bucket
+    const out = cached.take();
+    expect(out).toHaveLength(1);
+    expect(out[0]).not.toBe(first);
+    expect(out.map(numeric)).toEqual(plain.take().map(numeric));
+    // One cache passed for other stats (not how intake uses it) is replaced, never misused.
+    cached.addGauge(2, 60_000, 7, false, cache);
+    cached.addSet(3, 60_000, 'a', cache);
+    cached.add(1, 60_000, 9, 1, cache);
+    expect(cached.take().sort(byKey).map((b) => [b.statId, b.count])).toEqual([
+      [1, 1],
+      [2, 1],
+      [3, 1],
+    ]);
+  });
+});
+
 describe('Aggregator.add (counters and values)', () => {
   it('keeps one bucket per stat and minute with count, sum, min, max, sumsq and the last value', () => {
     const a = new Aggregator();

@@ -44,6 +44,17 @@ export interface Bucket extends RollupColumns {
   relative: RelativeGauge | null;
 }
 
+/**
+ * A caller's note of a stat's current bucket (statsd keeps one per live stat), so a sample of
+ * a stat seen before in this window finds its bucket without a map lookup. `bucketGen` tells
+ * which window the note is from; only the aggregator writes either field. A note for another
+ * stat or minute is not used, only replaced.
+ */
+export interface BucketCache {
+  bucket: Bucket | null;
+  bucketGen: number;
+}
+
 /** A gauge's current value within one window: known, or an offset from the stored value. */
 interface GaugeHead {
   /** An absolute value has arrived in this window: `value` is the gauge. Else `value` is p. */
@@ -78,6 +89,8 @@ export class Aggregator {
   private heads = new Map<number, GaugeHead>();
   private samples = 0;
   private seq = 0;
+  /** Which window this is: take() starts the next, so older BucketCache notes are stale. */
+  private gen = 0;
   /** stat id → KIND, for the stats whose kind is known. */
   readonly kinds = new Map<number, number>();
 
@@ -94,12 +107,24 @@ export class Aggregator {
     this.kinds.set(statId, kind);
   }
 
-  private bucketFor(statId: number, timeMs: number, kind: number): Bucket {
+  private bucketFor(statId: number, timeMs: number, kind: number, cache: BucketCache | undefined): Bucket {
     const bucket = Math.floor(timeMs / 60_000) * 60;
+    if (cache !== undefined) {
+      const c = cache.bucket;
+      if (c !== null && cache.bucketGen === this.gen && c.bucket === bucket && c.statId === statId) return c;
+    }
     let b = this.latest.get(statId);
-    if (b !== undefined && b.bucket === bucket) return b;
+    if (b === undefined || b.bucket !== bucket) b = this.bucketOf(statId, bucket, kind);
+    if (cache !== undefined) {
+      cache.bucket = b;
+      cache.bucketGen = this.gen;
+    }
+    return b;
+  }
+
+  private bucketOf(statId: number, bucket: number, kind: number): Bucket {
     const key = statId * 1e10 + bucket; // exact in a double: ids < 2^32, buckets < 2^33
-    b = this.buckets.get(key);
+    let b = this.buckets.get(key);
     if (b) {
       this.latest.set(statId, b);
       return b;
@@ -134,10 +159,10 @@ export class Aggregator {
    * `weight` the number of events it stands for (1/sample rate); for values `weight` is
    * how many samples this one counts as (1/sample rate of a timer).
    */
-  add(statId: number, timeMs: number, value: number, weight = 1): void {
+  add(statId: number, timeMs: number, value: number, weight = 1, cache?: BucketCache): void {
     if (!Number.isFinite(value)) throw new RangeError(`value must be finite, got ${value}`);
     if (!(weight > 0 && weight < Infinity)) throw new RangeError(`weight must be positive, got ${weight}`);
-    const b = this.bucketFor(statId, timeMs, 0);
+    const b = this.bucketFor(statId, timeMs, 0, cache);
     this.samples++;
     b.count += weight;
     b.sum += value * weight;
@@ -155,9 +180,9 @@ export class Aggregator {
    * A gauge point: `value` is the new value, or with `isDelta` the change to apply to the
    * current one (statsd `+N`/`-N`), in arrival order.
    */
-  addGauge(statId: number, timeMs: number, value: number, isDelta: boolean): void {
+  addGauge(statId: number, timeMs: number, value: number, isDelta: boolean, cache?: BucketCache): void {
     if (!Number.isFinite(value)) throw new RangeError(`value must be finite, got ${value}`);
-    const b = this.bucketFor(statId, timeMs, KIND.gauge);
+    const b = this.bucketFor(statId, timeMs, KIND.gauge, cache);
     this.samples++;
     const seq = ++this.seq;
     let head = this.heads.get(statId);
@@ -214,9 +239,9 @@ export class Aggregator {
   }
 
   /** A set point: `member` is counted once per bucket however often it comes. */
-  addSet(statId: number, timeMs: number, member: string): void {
+  addSet(statId: number, timeMs: number, member: string, cache?: BucketCache): void {
     if (!Number.isFinite(timeMs)) throw new RangeError(`time must be finite, got ${timeMs}`);
-    const b = this.bucketFor(statId, timeMs, KIND.set);
+    const b = this.bucketFor(statId, timeMs, KIND.set, cache);
     this.samples++;
     b.count++;
     if (timeMs > b.lastTime) b.lastTime = timeMs;
@@ -231,6 +256,7 @@ export class Aggregator {
     this.latest = new Map();
     this.heads = new Map();
     this.samples = 0;
+    this.gen++;
     return out;
   }
 }

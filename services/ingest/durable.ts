@@ -29,6 +29,7 @@
  *   op 4 (set)        u16 length, UTF-8 member
  */
 import type { Pool, RowDataPacket } from 'mysql2/promise';
+import type { BucketCache } from './aggregator.js';
 import { WalFullError, type WriteAheadLog } from './wal.js';
 
 export const REC_SAMPLES = 1;
@@ -42,9 +43,9 @@ const OP_SET = 4;
 
 /** Where samples go: the aggregator, or anything with its three methods. */
 export interface SampleTarget {
-  add(statId: number, timeMs: number, value: number, weight?: number): void;
-  addGauge(statId: number, timeMs: number, value: number, isDelta: boolean): void;
-  addSet(statId: number, timeMs: number, member: string): void;
+  add(statId: number, timeMs: number, value: number, weight?: number, cache?: BucketCache): void;
+  addGauge(statId: number, timeMs: number, value: number, isDelta: boolean, cache?: BucketCache): void;
+  addSet(statId: number, timeMs: number, member: string, cache?: BucketCache): void;
 }
 
 export interface RecoveryReport {
@@ -83,26 +84,26 @@ export class DurableRecorder implements SampleTarget {
     if (pending > this.budgetBytes) throw new WalFullError(pending, this.budgetBytes);
   }
 
-  add(statId: number, timeMs: number, value: number, weight = 1): void {
+  add(statId: number, timeMs: number, value: number, weight = 1, cache?: BucketCache): void {
     const o = this.reserve(29);
     this.buf[o] = OP_ADD;
     this.buf.writeUInt32LE(statId, o + 1);
     this.buf.writeDoubleLE(timeMs, o + 5);
     this.buf.writeDoubleLE(value, o + 13);
     this.buf.writeDoubleLE(weight, o + 21);
-    this.target.add(statId, timeMs, value, weight);
+    this.target.add(statId, timeMs, value, weight, cache);
   }
 
-  addGauge(statId: number, timeMs: number, value: number, isDelta: boolean): void {
+  addGauge(statId: number, timeMs: number, value: number, isDelta: boolean, cache?: BucketCache): void {
     const o = this.reserve(21);
     this.buf[o] = isDelta ? OP_GAUGE_DELTA : OP_GAUGE;
     this.buf.writeUInt32LE(statId, o + 1);
     this.buf.writeDoubleLE(timeMs, o + 5);
     this.buf.writeDoubleLE(value, o + 13);
-    this.target.addGauge(statId, timeMs, value, isDelta);
+    this.target.addGauge(statId, timeMs, value, isDelta, cache);
   }
 
-  addSet(statId: number, timeMs: number, member: string): void {
+  addSet(statId: number, timeMs: number, member: string, cache?: BucketCache): void {
     const len = Buffer.byteLength(member);
     if (len > 0xffff) throw new RangeError('set member longer than 65535 bytes');
     const o = this.reserve(15 + len);
@@ -111,7 +112,7 @@ export class DurableRecorder implements SampleTarget {
     this.buf.writeDoubleLE(timeMs, o + 5);
     this.buf.writeUInt16LE(len, o + 13);
     this.buf.write(member, o + 15, len, 'utf8');
-    this.target.addSet(statId, timeMs, member);
+    this.target.addSet(statId, timeMs, member, cache);
   }
 
   /** Resolves when every sample recorded so far is on disk. */

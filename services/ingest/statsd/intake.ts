@@ -18,9 +18,10 @@ import type { Pool } from 'mysql2/promise';
 import { KIND } from '../../kit/db/schema.js';
 import type { Logger } from '../../kit/log.js';
 import { checkTokens, type TokenCheck } from '../../kit/tokens.js';
+import type { Bucket, BucketCache } from '../aggregator.js';
 import type { SampleTarget } from '../durable.js';
 import type { StatResolver } from '../stat-resolver.js';
-import { BAD_LINE_REASONS, type BadLineReason, type StatsdKind, type StatsdSink } from './parse.js';
+import { BAD_LINE_REASONS, type BadLineReason, type NameRef, type StatsdKind, type StatsdSink } from './parse.js';
 
 export const K_COUNTER = 0;
 export const K_VALUE = 1;
@@ -92,10 +93,17 @@ interface PendingTokenSample extends PendingSample {
   kind: number;
 }
 
-/** One live stat: its id once known, and the management view of its current minute. */
-export class StatEntry {
+/**
+ * One live stat: its id once known, the management view of its current minute, and (as a
+ * BucketCache) the aggregator's note of its current bucket.
+ */
+export class StatEntry implements BucketCache {
   /** 0 while the lookup runs. */
   id = 0;
+  /** Taken out of its account's map (idle, deleted, unresolved): a NameRef's memo of it is stale. */
+  gone = false;
+  bucket: Bucket | null = null;
+  bucketGen = -1;
   pending: PendingSample[] | null = [];
   /** The minute (unix ms / 60000) the fields below are about. */
   minute = 0;
@@ -127,6 +135,12 @@ export class StatEntry {
 export class AccountStats {
   readonly byKind: Map<string, StatEntry>[] = [new Map(), new Map(), new Map(), new Map()];
   constructor(readonly id: number) {}
+
+  /** Takes an entry out (a later sample of its name makes a new one). */
+  forget(e: StatEntry): void {
+    if (this.byKind[e.kind].get(e.name) === e) this.byKind[e.kind].delete(e.name);
+    e.gone = true;
+  }
 }
 
 const T_PENDING = 0;
@@ -279,22 +293,22 @@ export class StatsdIntake {
     const weight = 1 / rate;
     switch (e.kind) {
       case K_COUNTER:
-        target.add(e.id, timeMs, value, weight);
+        target.add(e.id, timeMs, value, weight, e);
         if (current) e.count += value * weight;
         break;
       case K_VALUE:
-        target.add(e.id, timeMs, value, weight);
+        target.add(e.id, timeMs, value, weight, e);
         if (current) {
           e.count += weight;
           e.noteValue(value);
         }
         break;
       case K_GAUGE:
-        target.addGauge(e.id, timeMs, value, isDelta);
+        target.addGauge(e.id, timeMs, value, isDelta, e);
         e.gauge = isDelta ? e.gauge + value : value;
         break;
       default:
-        target.addSet(e.id, timeMs, member!);
+        target.addSet(e.id, timeMs, member!, e);
         if (current) e.count++;
     }
   }
@@ -471,7 +485,7 @@ export class StatsdIntake {
     const pending = e.pending;
     e.pending = null;
     if (id === undefined) {
-      e.account.byKind[e.kind].delete(e.name);
+      e.account.forget(e);
       this.drop(pending, 'unresolved');
       this.o.log.warn({ name: e.name.slice(0, 200) }, 'statsd stat could not be created; its samples were dropped');
       return;
@@ -534,7 +548,7 @@ export class StatsdIntake {
     const minute = Math.floor(this.o.now() / 60_000);
     for (const a of this.accounts.values()) {
       for (const m of a.byKind) {
-        for (const [name, e] of m) if (e.id !== 0 && e.minute < minute - IDLE_MINUTES) m.delete(name);
+        for (const e of m.values()) if (e.id !== 0 && e.minute < minute - IDLE_MINUTES) a.forget(e);
       }
     }
   }
@@ -561,7 +575,7 @@ export class ListenerSink implements StatsdSink {
     this.peer = peer;
   }
 
-  sample(name: string, kind: StatsdKind, value: number, rate: number, isDelta: boolean, member: string | null, token: string | null, first: boolean): void {
+  sample(name: string, kind: StatsdKind, value: number, rate: number, isDelta: boolean, member: string | null, token: string | null, first: boolean, ref?: NameRef): void {
     const intake = this.intake;
     const k = kind === 'counter' ? K_COUNTER : kind === 'value' ? K_VALUE : kind === 'gauge' ? K_GAUGE : K_SET;
     let account: AccountStats;
@@ -582,8 +596,16 @@ export class ListenerSink implements StatsdSink {
     } else {
       account = intake.defaultAccount!;
     }
-    const e = account.byKind[k].get(name) ?? intake.newEntry(account, k, name, this.stats, first);
-    if (e === null) return;
+    // The parser's NameRef remembers the entry its name led to last (a name usually has one
+    // kind and one account): a map lookup (a cache miss with many live stats) only when not.
+    const memo = ref?.memo as StatEntry | undefined;
+    let e: StatEntry | null;
+    if (memo !== undefined && memo.account === account && memo.kind === k && !memo.gone) e = memo;
+    else {
+      e = account.byKind[k].get(name) ?? intake.newEntry(account, k, name, this.stats, first);
+      if (e === null) return;
+      if (ref) ref.memo = e;
+    }
     if (e.id !== 0) intake.apply(e, this.timeMs, this.minute, value, rate, isDelta, member);
     else intake.pend(e, this.stats, this.timeMs, value, rate, isDelta, member, first);
   }

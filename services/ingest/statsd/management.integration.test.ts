@@ -104,6 +104,12 @@ describe("Etsy's management interface", () => {
     expect(await both('gauges\n')).toBe("{ temp: 18, fresh: -5, zero: 2 }\nEND\n\n");
     expect(await both('delcounters a.* hits nope\n')).toBe('deleted: a.x\ndeleted: a.y\ndeleted: hits\nmetric nope not found\nEND\n\n');
     await both('counters\n');
+    // A deleted counter comes back with its next sample (the parser's memo of it is stale).
+    await sendUdp(udp, 'hits:2|c');
+    await sendUdp(etsyUdp, 'hits:2|c');
+    await waitFor('Osprey to read it', () => r.statsd.udp!.stats.lines === LINES + 1);
+    await waitFor('Etsy to read it', async () => (await ask(etsyMgmt, 'counters\n')).includes(`'statsd.metrics_received': ${LINES + 1}`));
+    expect(await both('counters\n')).toContain('hits: 2');
     await both('deltimers b.w\n');
     await both('timers\n');
     await both('delgauges temp\n');

@@ -198,7 +198,7 @@ export class ManagementServer {
       }
       if (matches.length === 0) text += `metric ${wanted} not found\n`;
       for (const e of matches) {
-        e.account.byKind[kind].delete(e.name);
+        e.account.forget(e);
         text += `deleted: ${this.key(e)}\n`;
       }
     }

@@ -5,6 +5,7 @@ import {
   LineSplitter,
   StatsdParser,
   canonicalStatName,
+  type NameRef,
   parseDecimal,
   type BadLineReason,
   type StatsdKind,
@@ -31,6 +32,8 @@ class Collect implements StatsdSink {
   events: (Sample | Bad)[] = [];
   /** firstOfLine of each sample, beside `samples`. */
   firsts: boolean[] = [];
+  /** The NameRef of each sample, beside `samples`. */
+  refs: (NameRef | undefined)[] = [];
   sample(
     name: string,
     kind: StatsdKind,
@@ -40,9 +43,11 @@ class Collect implements StatsdSink {
     member: string | null,
     token: string | null,
     firstOfLine: boolean,
+    ref?: NameRef,
   ): void {
     const s = { name, kind, value, rate, delta, member, token };
     this.firsts.push(firstOfLine);
+    this.refs.push(ref);
     this.samples.push(s);
     this.events.push(s);
   }
@@ -246,6 +251,27 @@ describe('statsd grammar', () => {
     const r = parse('abc:1|c\nabc:2|c\nx:1|c|#a:b\nx:2|c|#a:b');
     expect(r.samples[0].name).toBe(r.samples[1].name);
     expect(r.samples[2].name).toBe('x;a=b');
+  });
+
+  it('hands over one NameRef per interned name, with its memo kept, and a new one after the table starts over', () => {
+    const parser = new StatsdParser({ maxLineLength: 200, tokenMode: false, maxNames: 3 });
+    const sink = new Collect();
+    const feed = (text: string) => parser.parse(Buffer.from(text), 0, text.length, sink);
+    feed('a:1|c\nb:1|ms|#t:1\na:2|g\nb:3|ms|#t:1');
+    const [a1, b1, a2, b2] = sink.refs;
+    expect(a1).toBe(a2);
+    expect(b1).toBe(b2);
+    expect(a1).not.toBe(b1);
+    expect([a1!.name, b1!.name]).toEqual(['a', 'b;t=1']);
+    a1!.memo = 'mine';
+    feed('a:3|c');
+    expect(sink.refs[4]).toBe(a1);
+    expect(sink.refs[4]!.memo).toBe('mine');
+    feed('c:1|c\nd:1|c\na:4|c'); // the fourth name empties the table: a comes back as a new NameRef
+    const a3 = sink.refs[7]!;
+    expect(a3.name).toBe('a');
+    expect(a3).not.toBe(a1);
+    expect(a3.memo).toBeUndefined();
   });
 });
 

@@ -107,6 +107,12 @@ export interface StatsdSink {
     setMember: string | null,
     token: string | null,
     firstOfLine: boolean,
+    /**
+     * The interned identity behind `name`: the same object for every sample of that (name,
+     * tags) while it stays in the parser's table, with a `memo` the sink may use to keep what
+     * it derives from the name (intake keeps the stat it resolves to: no map lookup per line).
+     */
+    ref?: NameRef,
   ): void;
   /**
    * One rejected line: `buf[start, end)` is the line without its newline (for `too_long`, only
@@ -277,13 +283,20 @@ function decode(buf: Buffer, s: number, e: number, ascii: boolean): string {
 }
 
 const NAME_KEY_MAX = 1024; // longer (name, tags) keys are decoded every time
+
+/** An interned identity (see StatsdSink.sample): its canonical string and the sink's memo. */
+export class NameRef {
+  memo: unknown = undefined;
+  constructor(readonly name: string) {}
+}
 const SLOT = 4; // Int32s per NameTable slot (3 used: 16 bytes keep slots aligned to cache lines)
 
 /**
- * Interning table from the raw bytes of (name, tags) to the canonical identity string: open
- * addressing on a 32-bit hash, keys kept in one arena buffer so an insert allocates nothing
- * but the string. Saves the decode and the tag sort on every line but a stat's first, and
- * hands the aggregator the same string object each time, whose hash V8 has already computed.
+ * Interning table from the raw bytes of (name, tags) to the canonical identity (a NameRef):
+ * open addressing on a 32-bit hash, keys kept in one arena buffer so an insert allocates
+ * nothing but the string and its NameRef. Saves the decode and the tag sort on every line but
+ * a stat's first, and hands the sink the same NameRef each time, whose memo spares it its own
+ * lookup.
  * When it holds `maxEntries` names it is emptied and refills (bounded memory, no LRU cost).
  */
 class NameTable {
@@ -294,7 +307,7 @@ class NameTable {
    * key's offset in the arena, and its lengths (key | name << 16, both <= NAME_KEY_MAX).
    */
   private slots = new Int32Array(0);
-  private values: (string | null)[] = [];
+  private values: (NameRef | null)[] = [];
   private arena = Buffer.allocUnsafe(1 << 16);
   private arenaUsed = 0;
 
@@ -310,10 +323,13 @@ class NameTable {
     this.arenaUsed = 0;
   }
 
-  lookup(buf: Buffer, ns: number, ne: number, ts: number, te: number, hash: number, ascii: boolean): string | null {
+  lookup(buf: Buffer, ns: number, ne: number, ts: number, te: number, hash: number, ascii: boolean): NameRef | null {
     const nlen = ne - ns;
     const klen = nlen + (te - ts);
-    if (klen > NAME_KEY_MAX) return build(buf, ns, ne, ts, te, ascii);
+    if (klen > NAME_KEY_MAX) {
+      const long = build(buf, ns, ne, ts, te, ascii);
+      return long === null ? null : new NameRef(long);
+    }
     const h = hash === 0 ? 1 : hash | 0;
     const lens = klen | (nlen << 16);
     const slots = this.slots;
@@ -337,8 +353,9 @@ class NameTable {
       }
       i = (i + 1) & mask;
     }
-    const value = build(buf, ns, ne, ts, te, ascii);
-    if (value === null) return null;
+    const name = build(buf, ns, ne, ts, te, ascii);
+    if (name === null) return null;
+    const value = new NameRef(name);
     if (this.count >= this.maxEntries) {
       this.reset(this.cap);
       mask = this.cap - 1;
@@ -674,15 +691,15 @@ export class StatsdParser {
     if (te > ts) {
       for (let i = ts; i < te; i++) hash = Math.imul(hash ^ buf[i], 0x01000193);
     }
-    const name = this.names.lookup(buf, ns, ne, ts, te, Math.imul(hash ^ (hash >>> 16), 0x85ebca6b) ^ (hash >>> 13), high < 0x80);
-    if (name === null) {
+    const ref = this.names.lookup(buf, ns, ne, ts, te, Math.imul(hash ^ (hash >>> 16), 0x85ebca6b) ^ (hash >>> 13), high < 0x80);
+    if (ref === null) {
       sink.bad('empty_name', buf, ls, le);
       return;
     }
     for (let i = 0; i < n; i++) {
       const kind = sc.kinds[i];
       sink.sample(
-        name,
+        ref.name,
         KIND_NAMES[kind],
         sc.values[i],
         sc.rates[i],
@@ -690,6 +707,7 @@ export class StatsdParser {
         kind === K_SET ? buf.toString('utf8', sc.valueStart[i], sc.valueEnd[i]) : null,
         token,
         i === 0,
+        ref,
       );
     }
   }
