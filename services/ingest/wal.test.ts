@@ -218,9 +218,9 @@ describe('DurableRecorder', () => {
   it('refuses samples beyond its budget until a flush commits', async () => {
     const dir = await tempDir();
     const { wal, rec } = await open(dir, 200);
-    for (let i = 0; i < 6; i++) rec.add(1, 1_790_000_000_000, i); // 6 × 29 bytes: within 200
+    for (let i = 0; i < 14; i++) rec.add(1, 1_790_000_000_000, i); // their time (9 bytes), 14 × 13 bytes: 191, within 200
     rec.checkRoom();
-    rec.add(1, 1_790_000_000_000, 7); // 203 bytes wait for MySQL
+    rec.add(1, 1_790_000_000_000, 7); // 204 bytes wait for MySQL
     expect(() => rec.checkRoom()).toThrow(WalFullError);
     const cut = rec.cut();
     await rec.intend('flush-budget', cut);
