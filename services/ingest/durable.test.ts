@@ -62,29 +62,17 @@ describe('DurableRecorder log entries', () => {
   });
 
   it('reads the entries earlier versions wrote, each with its own time', () => {
-    const p = Buffer.alloc(29 + 21 + 21 + 15 + 3);
-    let o = 0;
-    p[o] = 1; // add
-    p.writeUInt32LE(5, o + 1);
-    p.writeDoubleLE(1000, o + 5);
-    p.writeDoubleLE(2.5, o + 13);
-    p.writeDoubleLE(4, o + 21);
-    o += 29;
-    p[o] = 2; // gauge
-    p.writeUInt32LE(6, o + 1);
-    p.writeDoubleLE(2000, o + 5);
-    p.writeDoubleLE(-1, o + 13);
-    o += 21;
-    p[o] = 3; // gauge delta
-    p.writeUInt32LE(6, o + 1);
-    p.writeDoubleLE(3000, o + 5);
-    p.writeDoubleLE(2, o + 13);
-    o += 21;
-    p[o] = 4; // set
-    p.writeUInt32LE(7, o + 1);
-    p.writeDoubleLE(4000, o + 5);
-    p.writeUInt16LE(3, o + 13);
-    p.write('abc', o + 15);
+    // u8 op, u32 stat id, f64 time, then the op's fields.
+    const entry = (op: number, statId: number, time: number, fields: Buffer) => {
+      const head = Buffer.alloc(13);
+      head[0] = op;
+      head.writeUInt32LE(statId, 1);
+      head.writeDoubleLE(time, 5);
+      return Buffer.concat([head, fields]);
+    };
+    const doubles = (...xs: number[]) => Buffer.from(new Float64Array(xs).buffer);
+    const member = Buffer.from([3, 0, ...Buffer.from('abc')]);
+    const p = Buffer.concat([entry(1, 5, 1000, doubles(2.5, 4)), entry(2, 6, 2000, doubles(-1)), entry(3, 6, 3000, doubles(2)), entry(4, 7, 4000, member)]);
     const tape = new Tape();
     expect(decodeSamples(p, tape)).toBe(4);
     expect(tape.samples).toEqual([

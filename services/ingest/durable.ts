@@ -271,49 +271,42 @@ export function decodeSamples(p: Buffer, target: SampleTarget): number {
   let timed = false;
   while (o < p.length) {
     const op = p[o];
-    if (op >= OP_TIME) {
-      if (op === OP_TIME) {
-        time = p.readDoubleLE(o + 1);
-        timed = true;
-        o += 9;
-        continue;
-      }
-      if (op > OP_SET_T) throw new Error(`write-ahead log: unknown sample op ${op} at byte ${o}`);
-      if (!timed) throw new Error(`write-ahead log: sample op ${op} before any time at byte ${o}`);
-      const statId = p.readUInt32LE(o + 1);
-      if (op === OP_ADD1_T) {
-        target.add(statId, time, p.readDoubleLE(o + 5), 1);
-        o += 13;
-      } else if (op === OP_ADD_T) {
-        target.add(statId, time, p.readDoubleLE(o + 5), p.readDoubleLE(o + 13));
-        o += 21;
-      } else if (op === OP_GAUGE_T || op === OP_GAUGE_DELTA_T) {
-        target.addGauge(statId, time, p.readDoubleLE(o + 5), op === OP_GAUGE_DELTA_T);
-        o += 13;
-      } else if (op === OP_SET_T) {
-        const len = p.readUInt16LE(o + 5);
-        target.addSet(statId, time, p.toString('utf8', o + 7, o + 7 + len));
-        o += 7 + len;
-      } else {
-        throw new Error(`write-ahead log: unknown sample op ${op} at byte ${o}`);
-      }
-      n++;
+    if (op === OP_TIME) {
+      time = p.readDoubleLE(o + 1);
+      timed = true;
+      o += 9;
       continue;
     }
+    if (op === 0 || op > OP_SET_T) throw new Error(`write-ahead log: unknown sample op ${op} at byte ${o}`);
+    // Ops 1-4 carry their own time after the stat id; the others use the record's.
+    const own = op <= OP_SET;
+    if (!own && !timed) throw new Error(`write-ahead log: sample op ${op} before any time at byte ${o}`);
     const statId = p.readUInt32LE(o + 1);
-    const timeMs = p.readDoubleLE(o + 5);
-    if (op === OP_ADD) {
-      target.add(statId, timeMs, p.readDoubleLE(o + 13), p.readDoubleLE(o + 21));
-      o += 29;
-    } else if (op === OP_GAUGE || op === OP_GAUGE_DELTA) {
-      target.addGauge(statId, timeMs, p.readDoubleLE(o + 13), op === OP_GAUGE_DELTA);
-      o += 21;
-    } else if (op === OP_SET) {
-      const len = p.readUInt16LE(o + 13);
-      target.addSet(statId, timeMs, p.toString('utf8', o + 15, o + 15 + len));
-      o += 15 + len;
-    } else {
-      throw new Error(`write-ahead log: unknown sample op ${op} at byte ${o}`);
+    const t = own ? p.readDoubleLE(o + 5) : time;
+    const f = own ? o + 13 : o + 5; // the entry's own fields
+    switch (op) {
+      case OP_ADD:
+      case OP_ADD_T:
+        target.add(statId, t, p.readDoubleLE(f), p.readDoubleLE(f + 8));
+        o = f + 16;
+        break;
+      case OP_ADD1_T:
+        target.add(statId, t, p.readDoubleLE(f), 1);
+        o = f + 8;
+        break;
+      case OP_GAUGE:
+      case OP_GAUGE_T:
+      case OP_GAUGE_DELTA:
+      case OP_GAUGE_DELTA_T:
+        target.addGauge(statId, t, p.readDoubleLE(f), op === OP_GAUGE_DELTA || op === OP_GAUGE_DELTA_T);
+        o = f + 8;
+        break;
+      default: {
+        // OP_SET, OP_SET_T
+        const len = p.readUInt16LE(f);
+        target.addSet(statId, t, p.toString('utf8', f + 2, f + 2 + len));
+        o = f + 2 + len;
+      }
     }
     n++;
   }
