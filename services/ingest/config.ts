@@ -72,7 +72,7 @@ export const ingestConfigSchema = baseConfigSchema.extend({
    * How far V8 lets the heap grow past what the last full collection kept, in percent (V8's
    * --heap-growing-percent; 0 leaves V8's own factor, up to 4x). A flush of many live stats
    * leaves tens of MB of rows behind; with V8's factor they piled up to 420 MB over an 87 MB
-   * live set (README: "Memory").
+   * live set (`--trace-gc`; README: "statsd benchmark").
    */
   HEAP_GROWING_PERCENT: z.coerce.number().int().min(0).max(300).default(25),
   /** Points older than this many days are refused (they would land past retention). */
@@ -88,9 +88,12 @@ export type IngestConfig = z.infer<typeof ingestConfigSchema>;
  * What build() takes: a parsed IngestConfig, or (tests that build a replica for its RPCs)
  * one without the statsd fields, which means no statsd listeners.
  */
-/** Flush pacing (and the heap's growth) a test may leave out: then flushes come every FLUSH_INTERVAL_MS however long they take. */
-type FlushPacing = Pick<IngestConfig, 'FLUSH_BUSY_SHARE' | 'FLUSH_MAX_INTERVAL_MS' | 'HEAP_GROWING_PERCENT'>;
-export type IngestBuildConfig = Omit<IngestConfig, keyof StatsdConfig | keyof WalConfig | keyof FlushPacing> & Partial<StatsdConfig> & Partial<WalConfig> & Partial<FlushPacing>;
+/**
+ * Tunings a test may leave out: without flush pacing flushes come every FLUSH_INTERVAL_MS
+ * however long they take; without HEAP_GROWING_PERCENT V8 keeps its own heap growth.
+ */
+type Tunings = Pick<IngestConfig, 'FLUSH_BUSY_SHARE' | 'FLUSH_MAX_INTERVAL_MS' | 'HEAP_GROWING_PERCENT'>;
+export type IngestBuildConfig = Omit<IngestConfig, keyof StatsdConfig | keyof WalConfig | keyof Tunings> & Partial<StatsdConfig> & Partial<WalConfig> & Partial<Tunings>;
 
 /** The log's settings, or undefined for no log (WAL=false, or a test config without WAL_DIR/WAL_ROOT). */
 export function walSettings(config: IngestBuildConfig): { dir: string; maxBytes: number; segmentBytes: number } | undefined {
