@@ -77,6 +77,8 @@ describe('environment and unit files', () => {
     expect(text).toContain('ExecStart=/usr/bin/node /opt/osprey/releases/20250101T000000Z/dist/services/ingest/main.js');
     expect(text).toContain('EnvironmentFile=/opt/osprey/state/env/ingest-1.env');
     expect(text).toContain('Restart=always');
+    // ingest's UDP reader may go real-time as the unit's user (reader-priority.ts)
+    expect(text).toContain('LimitRTPRIO=10');
     expect(text).not.toContain('secret-secret');
   });
 });

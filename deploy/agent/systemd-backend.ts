@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { REALTIME_PRIORITY } from '../../services/ingest/statsd/reader-priority.js';
 import type { Backend, UnitSpec, UnitStatus } from './backend.js';
 
 const exec = promisify(execFile);
@@ -118,6 +119,8 @@ export function renderUnit(spec: UnitSpec, opts: { node: string; user: string; s
     'RestartSteps=5',
     'RestartMaxDelaySec=30',
     'LimitNOFILE=65536',
+    // Lets ingest's UDP reader thread run real-time as the unit's user (STATSD_UDP_READER_PRIORITY).
+    `LimitRTPRIO=${REALTIME_PRIORITY}`,
     '',
   ].join('\n');
 }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { baseConfigSchema, envBool } from '../kit/config.js';
+import { READER_PRIORITIES } from './statsd/reader-priority.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
 
@@ -11,6 +12,8 @@ export const statsdConfigSchema = z.object({
   STATSD_UDP_PORT: port.default(8125),
   /** SO_RCVBUF in bytes; 0 keeps the system default (net.core.rmem_default). */
   STATSD_UDP_RECV_BUFFER: z.coerce.number().int().min(0).default(0),
+  /** The UDP reader thread's scheduling priority (reader-priority.ts); each falls back to the next one the system allows. */
+  STATSD_UDP_READER_PRIORITY: z.enum(READER_PRIORITIES).default('realtime'),
   /** Bytes of datagrams the UDP reader thread may hold for the parsing thread (a ring, allocated once). */
   STATSD_UDP_QUEUE_BYTES: z.coerce.number().int().min(1 << 17).max(1 << 30).default(32 << 20),
   STATSD_TCP: envBool.default(true),

@@ -14,6 +14,7 @@
  * - The same table carries what the management interface shows for the current minute
  *   (counters, timers, last gauge values).
  */
+import type { ReaderPriority } from './reader-priority.js';
 import type { Pool } from 'mysql2/promise';
 import { KIND } from '../../kit/db/schema.js';
 import type { Logger } from '../../kit/log.js';
@@ -68,10 +69,14 @@ export class ListenerStats {
   packetsDropped = 0;
   /** UDP: bytes of datagrams waiting to be parsed (the UDP listener sets it). */
   queuedBytes: () => number = () => 0;
+  /** UDP: datagrams the kernel dropped for the socket, full receive buffer (the UDP listener sets it). */
+  kernelDrops: () => number = () => 0;
   bytes = 0;
   lines = 0;
   connections = 0;
   bound = false;
+  /** UDP: the reader thread's scheduling priority, once bound (reader-priority.ts). */
+  readerPriority: ReaderPriority | null = null;
   readonly bad = Object.fromEntries(COUNTED_BAD_LINE_REASONS.map((r) => [r, 0])) as Record<CountedBadLineReason, number>;
   readonly auth = Object.fromEntries(AUTH_FAILURE_REASONS.map((r) => [r, 0])) as Record<AuthFailureReason, number>;
   readonly dropped = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;

@@ -21,6 +21,8 @@ import type { Logger } from '../../kit/log.js';
 import { Claim, listenOrInUse, socketInode, unixSocketLive } from './claim.js';
 import { ListenerStats, type ListenerSink, type StatsdIntake } from './intake.js';
 import { LineSplitter, StatsdParser } from './parse.js';
+import { udpSocketDrops, udpSocketInode } from './udp-drops.js';
+import { REALTIME_PRIORITY, setThreadPriority, type ReaderPriority } from './reader-priority.js';
 
 interface ListenerBase {
   intake: StatsdIntake;
@@ -63,23 +65,35 @@ const RING_WRITE = 0;
 const RING_READ = 1;
 const RING_IDLE = 2;
 const RING_DROPPED = 3;
+/** Always 0: the worker's nap waits on it (Atomics.wait with a timeout). */
+const RING_NAP = 4;
 const RING_WRAP = 0xffffffff;
 /** The same numbers, for the worker (its source is a string). */
-const RING_LAYOUT = { WRITE: RING_WRITE, READ: RING_READ, IDLE: RING_IDLE, DROPPED: RING_DROPPED, WRAP: RING_WRAP };
+const RING_LAYOUT = { WRITE: RING_WRITE, READ: RING_READ, IDLE: RING_IDLE, DROPPED: RING_DROPPED, NAP: RING_NAP, WRAP: RING_WRAP };
 
 const UDP_WORKER = String.raw`
 const { parentPort, workerData } = require('node:worker_threads');
 const dgram = require('node:dgram');
 
-const { WRITE, READ, IDLE, DROPPED, WRAP } = workerData.layout;
+const { WRITE, READ, IDLE, DROPPED, NAP, WRAP } = workerData.layout;
 const hdr = new Int32Array(workerData.header);
 const ring = Buffer.from(workerData.ring);
 const size = ring.length;
+const half = size >>> 1;
 let socket = null;
 let w = Atomics.load(hdr, WRITE);
+// This thread's id, for its scheduling priority (reader-priority.ts): /proc/thread-self is "pid/task/tid".
+let tid = 0;
+try { tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop()) || 0; } catch {}
 const onMessage = (msg) => {
   const need = msg.length + 4;
-  const r = Atomics.load(hdr, READ);
+  let r = Atomics.load(hdr, READ);
+  if ((w >= r ? w - r : size - r + w) > half) {
+    // More than half the ring waits: the parsing thread is behind. A millisecond's nap gives
+    // it the core (this thread may be real-time) rather than reading what it cannot parse.
+    Atomics.wait(hdr, NAP, 0, 1);
+    r = Atomics.load(hdr, READ);
+  }
   let at = w;
   if (at >= r) {
     // Room before the end; with the reader at 0 the writer must not reach the end (w === r would read as empty).
@@ -106,7 +120,7 @@ parentPort.on('message', (m) => {
       s.on('error', (err) => parentPort.postMessage({ t: 'socket-error', code: err.code, message: err.message }));
       s.on('message', onMessage);
       socket = s;
-      parentPort.postMessage({ t: 'bound', address: s.address(), recvBuffer: s.getRecvBufferSize() });
+      parentPort.postMessage({ t: 'bound', address: s.address(), recvBuffer: s.getRecvBufferSize(), tid });
     });
   } else if (m.t === 'close') {
     const done = () => parentPort.postMessage({ t: 'closed' });
@@ -124,8 +138,8 @@ export class UdpListener {
   readonly stats = new ListenerStats('udp');
   private worker: Worker | null = null;
   private bound: net.AddressInfo | null = null;
-  /** RING_WRITE, RING_READ, RING_IDLE, RING_DROPPED (see UDP_WORKER). */
-  private readonly header = new Int32Array(new SharedArrayBuffer(16));
+  /** RING_WRITE, RING_READ, RING_IDLE, RING_DROPPED, RING_NAP (see UDP_WORKER). */
+  private readonly header = new Int32Array(new SharedArrayBuffer(20));
   /** Allocated once; its pages are touched only as far as datagrams ever queue up. */
   private readonly ring: Buffer;
   private readonly drainLater = () => this.drain(false);
@@ -141,7 +155,10 @@ export class UdpListener {
   private readonly parser: StatsdParser;
   private readonly what: string;
 
-  constructor(private readonly o: ListenerBase & { host: string; port: number; recvBufferSize: number; queueBytes: number }) {
+  /** The reader thread's priority has been set (once per thread). */
+  private prioritized = false;
+
+  constructor(private readonly o: ListenerBase & { host: string; port: number; recvBufferSize: number; queueBytes: number; readerPriority: ReaderPriority }) {
     this.ring = Buffer.from(new SharedArrayBuffer(o.queueBytes));
     this.sink = o.intake.sink(this.stats);
     const p = parsersFor(o);
@@ -150,6 +167,7 @@ export class UdpListener {
     this.claim = new Claim({ what: this.what, log: o.log, retryMs: o.retryMs, tryBind: () => this.bind(), onChange: (b) => (this.stats.bound = b) });
     Atomics.store(this.header, RING_IDLE, 1);
     this.stats.queuedBytes = () => this.queuedBytes;
+    this.stats.kernelDrops = () => this.kernelDrops;
   }
 
   start(): Promise<void> {
@@ -166,6 +184,18 @@ export class UdpListener {
     const w = Atomics.load(this.header, RING_WRITE);
     const r = Atomics.load(this.header, RING_READ);
     return w >= r ? w - r : this.ring.length - r + w;
+  }
+
+  /** The bound socket's inode (udp-drops.ts), and the kernel's drops of the sockets before it. */
+  private inode: number | null = null;
+  private earlierKernelDrops = 0;
+  private lastKernelDrops = 0;
+
+  /** Datagrams the kernel dropped for this listener's sockets (receive buffer full), osprey_statsd_udp_kernel_drops_total. */
+  get kernelDrops(): number {
+    const now = this.inode === null ? null : udpSocketDrops(this.inode);
+    if (now !== null) this.lastKernelDrops = now;
+    return this.earlierKernelDrops + this.lastKernelDrops;
   }
 
   /** Commands go one at a time: each waits for the answer to the one before. */
@@ -291,11 +321,23 @@ export class UdpListener {
     if (m.t === 'inuse') return false;
     if (m.t !== 'bound') throw Object.assign(new Error(`${this.what}: ${m.t === 'error' ? m.message : m.t}`), { code: m.t === 'error' ? m.code : undefined });
     this.bound = m.address;
+    this.inode = udpSocketInode(m.address.port);
     // Linux reports twice what was set; less than asked means net.core.rmem_max capped it.
     if (recvBufferSize > 0 && m.recvBuffer < recvBufferSize) {
       this.o.log.warn({ asked: recvBufferSize, got: m.recvBuffer }, `${this.what}: receive buffer capped by the kernel (raise net.core.rmem_max)`);
     }
-    this.o.log.info({ address: m.address, recvBuffer: m.recvBuffer }, `${this.what}: listening`);
+    if (!this.prioritized) {
+      this.prioritized = true;
+      const p = await setThreadPriority(m.tid, this.o.readerPriority);
+      this.stats.readerPriority = p.applied;
+      if (p.applied !== this.o.readerPriority) {
+        this.o.log.warn(
+          { asked: this.o.readerPriority, applied: p.applied, refused: p.refused },
+          `${this.what}: the reader thread runs at ${p.applied} priority, not ${this.o.readerPriority}, and may lose datagrams while this replica flushes (grant CAP_SYS_NICE or LimitRTPRIO=${REALTIME_PRIORITY}, or set STATSD_UDP_READER_PRIORITY=${p.applied})`,
+        );
+      }
+    }
+    this.o.log.info({ address: m.address, recvBuffer: m.recvBuffer, readerPriority: this.stats.readerPriority }, `${this.what}: listening`);
     return true;
   }
 
@@ -305,19 +347,23 @@ export class UdpListener {
     this.stats.bound = false;
     const w = this.worker;
     if (!w) return;
+    this.earlierKernelDrops = this.kernelDrops;
+    this.lastKernelDrops = 0;
+    this.inode = null;
     await this.ask(w, { t: 'close' });
     if (this.pollTimer) clearTimeout(this.pollTimer);
     this.pollTimer = null;
     this.drain(true);
     this.bound = null;
     this.worker = null;
+    this.prioritized = false;
     await w.terminate();
   }
 }
 
 type WorkerReply =
   | { t: 'data' }
-  | { t: 'bound'; address: net.AddressInfo; recvBuffer: number }
+  | { t: 'bound'; address: net.AddressInfo; recvBuffer: number; tid: number }
   | { t: 'inuse' }
   | { t: 'closed' }
   | { t: 'error'; code: string; message: string }

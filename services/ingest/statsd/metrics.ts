@@ -21,6 +21,7 @@ export function registerStatsdMetrics(registry: Registry, listeners: () => Liste
   copy('osprey_statsd_bytes_total', 'statsd bytes received', (s) => s.bytes);
   copy('osprey_statsd_lines_total', 'statsd lines received, good and bad', (s) => s.lines);
   copy('osprey_statsd_dropped_packets_total', 'UDP datagrams dropped because too many were waiting to be parsed', (s) => s.packetsDropped);
+  copy('osprey_statsd_udp_kernel_drops_total', "UDP datagrams the kernel dropped for this listener's socket (its receive buffer was full; /proc/net/udp)", (s) => s.kernelDrops());
 
   const byReason = <R extends string>(name: string, help: string, reasons: readonly R[], read: (s: ListenerStats) => Record<R, number>) =>
     new Counter({
@@ -56,6 +57,16 @@ export function registerStatsdMetrics(registry: Registry, listeners: () => Liste
     registers: [registry],
     collect() {
       for (const s of listeners()) this.set({ listener: s.listener }, s.bound ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'osprey_statsd_udp_reader_priority',
+    help: "1 for the UDP reader thread's scheduling priority (realtime, high or normal; STATSD_UDP_READER_PRIORITY asks for one)",
+    labelNames: ['priority'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of listeners()) if (s.listener === 'udp' && s.readerPriority) this.set({ priority: s.readerPriority }, 1);
     },
   });
   new Gauge({
