@@ -68,13 +68,15 @@ describe('environment and unit files', () => {
         release: '20250101T000000Z',
         cwd: '/opt/osprey/releases/20250101T000000Z',
         entry: '/opt/osprey/releases/20250101T000000Z/dist/services/ingest/main.js',
+        nodeArgs: [...SERVICES.ingest.nodeArgs],
         env: { SERVICE_TOKEN: 'secret-secret-secret' },
         ports: { rpc: 7102, ops: 7103 },
         hash: 'abc',
       },
       { node: '/usr/bin/node', user: 'osprey', stopTimeoutMs: 30_000, envFile: '/opt/osprey/state/env/ingest-1.env' },
     );
-    expect(text).toContain('ExecStart=/usr/bin/node /opt/osprey/releases/20250101T000000Z/dist/services/ingest/main.js');
+    // the service's node flags come before its entry
+    expect(text).toContain('ExecStart=/usr/bin/node --max-semi-space-size=4 /opt/osprey/releases/20250101T000000Z/dist/services/ingest/main.js');
     expect(text).toContain('EnvironmentFile=/opt/osprey/state/env/ingest-1.env');
     expect(text).toContain('Restart=always');
     // ingest's UDP reader may go real-time as the unit's user (reader-priority.ts)

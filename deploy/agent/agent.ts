@@ -232,11 +232,13 @@ export class Agent {
         if (ports.public) Object.assign(env, { HOST: this.deps.hosts.public, PORT: String(ports.public) });
         if (def.workersVar && replicas !== undefined) env[def.workersVar] = String(replicas);
         const entry = path.join(cwd, 'dist', def.entry);
+        const nodeArgs = [...(def.nodeArgs ?? [])];
         const hash = createHash('sha256')
-          .update(JSON.stringify({ entry, cwd, env: Object.entries(env).sort(([a], [b]) => (a < b ? -1 : 1)) }))
+          // nodeArgs only when there are any: units of services without flags keep the hash they had.
+          .update(JSON.stringify({ entry, ...(nodeArgs.length > 0 ? { nodeArgs } : {}), cwd, env: Object.entries(env).sort(([a], [b]) => (a < b ? -1 : 1)) }))
           .digest('hex')
           .slice(0, 16);
-        units.push({ name, service, index, release, cwd, entry, env, ports, hash });
+        units.push({ name, service, index, release, cwd, entry, nodeArgs, env, ports, hash });
       }
     }
     return units;

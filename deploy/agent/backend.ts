@@ -11,6 +11,8 @@ export interface UnitSpec {
   cwd: string;
   /** Absolute path of the main module. */
   entry: string;
+  /** node flags before the entry (the service's `nodeArgs`; absent in units recorded before they existed). */
+  nodeArgs?: string[];
   env: Record<string, string>;
   ports: Ports;
   /** Hash of everything above that affects the process: a different hash means restart. */

@@ -54,7 +54,7 @@ export class ProcessBackend implements Backend {
     const out = fs.openSync(path.join(this.opts.logDir, `${spec.name}.log`), 'a');
     let child: ChildProcess;
     try {
-      child = spawn(this.opts.node, [spec.entry], { cwd: spec.cwd, env: spec.env, detached: true, stdio: ['ignore', out, out] });
+      child = spawn(this.opts.node, [...(spec.nodeArgs ?? []), spec.entry], { cwd: spec.cwd, env: spec.env, detached: true, stdio: ['ignore', out, out] });
     } finally {
       fs.closeSync(out);
     }

@@ -109,7 +109,7 @@ export function renderUnit(spec: UnitSpec, opts: { node: string; user: string; s
     `User=${opts.user}`,
     `WorkingDirectory=${spec.cwd}`,
     `EnvironmentFile=${opts.envFile}`,
-    `ExecStart=${opts.node} ${spec.entry}`,
+    `ExecStart=${[opts.node, ...(spec.nodeArgs ?? []), spec.entry].join(' ')}`,
     'KillSignal=SIGTERM',
     'KillMode=mixed',
     `TimeoutStopSec=${Math.ceil(opts.stopTimeoutMs / 1000)}`,

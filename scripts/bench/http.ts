@@ -20,6 +20,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RowDataPacket } from 'mysql2/promise';
+import { nodeArgsOf } from '../../deploy/services.js';
 import { createAccount } from '../../services/kit/accounts.js';
 import { createTestDatabase, TEST_SERVICE_TOKEN } from '../../services/kit/testing/db.js';
 import type { LoadResult, LoadSpec } from './load.js';
@@ -72,7 +73,9 @@ function cpuTicks(pids: number[], which: 'all' | 'sys' = 'all'): number {
 
 function nodeArgs(script: string): string[] {
   const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF)}`] : [];
-  return ['-c', SERVER_CPU, process.execPath, ...prof, '--import', 'tsx', path.join(root, script)];
+  // A service starts with its own flags, as deployed (deploy/services.ts).
+  const service = /^services\/([a-z]+)\/main\.ts$/.exec(script)?.[1];
+  return ['-c', SERVER_CPU, process.execPath, ...prof, ...(service ? nodeArgsOf(service) : []), '--import', 'tsx', path.join(root, script)];
 }
 
 /** Starts a server process and resolves once a stdout line matches `ready`. */
@@ -222,7 +225,8 @@ async function main() {
       expect('bench rate', o.res.ok);
       rates[rate] = o.res.latencyUs;
       for (const [server, m] of [['bare', b], ['osprey', o]] as const) {
-        rows.push({ phase: `open loop ${rate}/s`, server, rps: m.rps, p50: ms(m.res.latencyUs.p50), p99: ms(m.res.latencyUs.p99), cpuUs: m.cpuUs.toFixed(0), other: `${m.other}; ${m.res.maxConnectionsUsed} conns` });
+        const late = m.res.lateUs ? `; generator late p99 ${ms(m.res.lateUs.p99)} ms, max ${ms(m.res.lateUs.max)}` : '';
+        rows.push({ phase: `open loop ${rate}/s`, server, rps: m.rps, p50: ms(m.res.latencyUs.p50), p99: ms(m.res.latencyUs.p99), cpuUs: m.cpuUs.toFixed(0), other: `${m.other}; ${m.res.maxConnectionsUsed} conns${late}` });
       }
       log(`  ${rate}/s: osprey p50 ${ms(o.res.latencyUs.p50)} ms p99 ${ms(o.res.latencyUs.p99)} ms`);
     }

@@ -38,6 +38,12 @@ export interface LoadResult {
   elapsedMs: number;
   /** Latencies in microseconds: p50, p90, p99, max. */
   latencyUs: { p50: number; p90: number; p99: number; max: number };
+  /**
+   * Open loop: how late the generator itself wrote each request after it was due, in
+   * microseconds. Part of every latency above; when its tail nears theirs, the tail is the
+   * machine's (the generator's core stalled), not the server's.
+   */
+  lateUs?: { p50: number; p90: number; p99: number; max: number };
   maxConnectionsUsed: number;
 }
 
@@ -161,7 +167,10 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   let finish: () => void = () => {};
   const finished = new Promise<void>((r) => (finish = r));
 
+  const late = new Float64Array(lat.length);
+  let nLate = 0;
   const dispatch = (c: Conn, due: number) => {
+    if (nLate < late.length) late[nLate++] = (now() - due) * 1000;
     dueTimes.set(c, due);
     c.busy = true;
     sent++;
@@ -227,7 +236,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const elapsedMs = now() - start;
   const used = conns.length;
   for (const c of conns) c.socket.end();
-  return { sent, ok, statuses, errors, elapsedMs, latencyUs: percentiles(lat, nLat), maxConnectionsUsed: used };
+  return { sent, ok, statuses, errors, elapsedMs, latencyUs: percentiles(lat, nLat), lateUs: percentiles(late, nLate), maxConnectionsUsed: used };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

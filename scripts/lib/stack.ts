@@ -5,6 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
+import { nodeArgsOf } from '../../deploy/services.js';
 
 /**
  * The local stack as real processes: what `npm start`, the end-to-end tests, the
@@ -91,7 +92,7 @@ export async function startStack(opts: {
       env.PORT = String(ports[spec.name]);
       env[`${spec.name.toUpperCase()}_WORKERS`] = String(spec.replicas);
     }
-    const child = spawn(process.execPath, [...(spec.nodeArgs ?? []), '--import', 'tsx', path.join(ROOT, 'services', spec.name, 'main.ts')], {
+    const child = spawn(process.execPath, [...nodeArgsOf(spec.name), ...(spec.nodeArgs ?? []), '--import', 'tsx', path.join(ROOT, 'services', spec.name, 'main.ts')], {
       cwd: ROOT,
       env,
       stdio: opts.stdio ?? 'ignore',
