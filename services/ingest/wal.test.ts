@@ -19,6 +19,14 @@ afterEach(async () => {
 
 const text = (r: { payload: Buffer }) => r.payload.toString();
 
+/** A segment's bytes up to its last non-zero one: its records (the file goes on with the zeros written ahead of them). */
+async function written(file: string): Promise<Buffer> {
+  const data = await fs.readFile(file);
+  let end = data.length;
+  while (end > 0 && data[end - 1] === 0) end--;
+  return data.subarray(0, end);
+}
+
 describe('WriteAheadLog', () => {
   it('keeps records across a reopen, in order, at their LSNs', async () => {
     const dir = await tempDir();
@@ -48,7 +56,7 @@ describe('WriteAheadLog', () => {
     await new Promise((r) => setImmediate(r));
     await new Promise((r) => setImmediate(r));
     const files = (await fs.readdir(dir)).filter((f) => f.endsWith('.wal'));
-    expect((await fs.stat(path.join(dir, files[0]))).size).toBe(9 + 'unawaited'.length);
+    expect((await written(path.join(dir, files[0]))).length).toBe(9 + 'unawaited'.length);
     // After the deferred fdatasync, a waiter with nothing new to write is still answered.
     await new Promise((r) => setTimeout(r, UNAWAITED_SYNC_MS + 50));
     await wal.durable();
@@ -68,8 +76,8 @@ describe('WriteAheadLog', () => {
     wal.append(1, Buffer.from('unawaited'));
     // The append schedules its own write: the file grows to the log's end without a durable() call.
     const file = path.join(dir, '0000000000000000.wal');
-    for (let i = 0; i < 500 && (await fs.stat(file)).size < wal.end; i++) await new Promise((r) => setTimeout(r, 10));
-    expect((await fs.stat(file)).size).toBe(wal.end);
+    for (let i = 0; i < 500 && (await written(file)).length < wal.end; i++) await new Promise((r) => setTimeout(r, 10));
+    expect((await written(file)).length).toBe(wal.end);
     await wal.close();
   });
 
@@ -80,21 +88,67 @@ describe('WriteAheadLog', () => {
     await wal.durable();
     await wal.close();
     const file = path.join(dir, '0000000000000000.wal');
-    const good = (await fs.stat(file)).size;
-    // Half a frame (a crash mid-write), then a frame with a wrong checksum.
-    await fs.appendFile(file, Buffer.from([50, 0, 0, 0, 1, 2]));
+    const good = (await written(file)).length;
+    // Half a frame (a crash mid-write) over the zeros after the records.
+    const h = await fs.open(file, 'r+');
+    await h.write(Buffer.from([50, 0, 0, 0, 1, 2]), 0, 6, good);
+    await h.close();
     const again = await WriteAheadLog.open(dir);
     expect(again.takeReplayed().map(text)).toEqual(['kept']);
     expect(again.end).toBe(good);
-    expect((await fs.stat(file)).size).toBe(good);
+    // The torn bytes are zeroed, not left for a shorter record to be followed by.
+    expect((await written(file)).length).toBe(good);
     again.append(1, Buffer.from('next'));
     await again.close();
+    const records = await written(file);
     const bad = Buffer.from(await fs.readFile(file));
-    bad[bad.length - 1] ^= 0xff; // flip a byte of 'next'
+    bad[records.length - 1] ^= 0xff; // flip a byte of 'next': a wrong checksum
     await fs.writeFile(file, bad);
     const third = await WriteAheadLog.open(dir);
     expect(third.takeReplayed().map(text)).toEqual(['kept']);
     await third.close();
+  });
+
+  it('writes records over zeros it wrote ahead, and a torn record never shows through a later, shorter one', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, '0000000000000000.wal');
+    const wal = await WriteAheadLog.open(dir);
+    wal.append(1, Buffer.from('kept'));
+    await wal.durable();
+    await wal.close();
+    // The file is zero-filled well past its one record: later records change no file size.
+    expect((await fs.stat(file)).size).toBeGreaterThanOrEqual(1 << 20);
+    // A crash while a long record was written: its header and half its payload reached the disk.
+    const long = Buffer.alloc(9 + 1000, 7);
+    long.writeUInt32LE(1000, 0);
+    const h = await fs.open(file, 'r+');
+    await h.write(long, 0, 9 + 500, 13);
+    await h.close();
+    const again = await WriteAheadLog.open(dir);
+    expect(again.takeReplayed().map(text)).toEqual(['kept']);
+    again.append(1, Buffer.from('x'));
+    await again.durable();
+    await again.close();
+    const third = await WriteAheadLog.open(dir);
+    expect(third.takeReplayed().map(text)).toEqual(['kept', 'x']);
+    expect((await written(file)).length).toBe(third.end);
+    await third.close();
+  });
+
+  it('refuses to start on a segment that is not the last and has bytes after its records', async () => {
+    const dir = await tempDir();
+    const wal = await WriteAheadLog.open(dir, { segmentBytes: 100 });
+    for (let i = 0; i < 10; i++) {
+      wal.append(1, Buffer.alloc(20, i + 1));
+      await wal.durable();
+    }
+    await wal.close();
+    const first = path.join(dir, '0000000000000000.wal');
+    const records = await written(first);
+    const bad = Buffer.from(await fs.readFile(first));
+    bad[records.length - 1] ^= 0xff;
+    await fs.writeFile(first, bad);
+    await expect(WriteAheadLog.open(dir, { segmentBytes: 100 })).rejects.toThrow(/is corrupt at byte \d+ and is not the last one/);
   });
 
   it('rotates segments and deletes the ones wholly below a released LSN', async () => {

@@ -24,6 +24,15 @@
  * corrupt frame: a torn write at a crash only loses records that were never acknowledged,
  * because acknowledgement waits for fdatasync.
  *
+ * Records overwrite zeros: ahead of the write position the segment is filled with zeros
+ * (ZERO_AHEAD bytes, in the background, each chunk fdatasync'ed), so a record's fdatasync
+ * changes no file size or block map, and the file system has no journal commit to wait
+ * for (as PostgreSQL's zero-filled WAL segments). Measured on the development machine, a
+ * loop of 200-byte writes each followed by fdatasync, appending vs. overwriting zeros:
+ * p50 236-322 -> 184-243 µs, p99.9 2.9-15.7 -> 0.9-3.5 ms (docs/perf.md). So a segment's file is
+ * longer than its records: the records end at the first frame that is not valid, and
+ * everything after it must be zeros (a torn tail is zeroed at open).
+ *
  * One process owns a log directory: a lock file holding the owner's pid is taken with
  * O_EXCL and is stolen only when that pid no longer runs.
  */
@@ -33,6 +42,10 @@ import path from 'node:path';
 import { crc32 } from 'node:zlib';
 
 const HEADER = 9;
+/** How far ahead of the write position a segment is kept zero-filled, and the chunk it is filled in. */
+const ZERO_AHEAD = 4 << 20;
+const ZERO_CHUNK = 1 << 20;
+const ZEROS = Buffer.alloc(ZERO_CHUNK);
 /** How long records that nobody awaits may stay written but not fdatasync'ed. */
 export const UNAWAITED_SYNC_MS = 100;
 const SUFFIX = '.wal';
@@ -79,6 +92,11 @@ export class WriteAheadLog {
   private syncTimer: NodeJS.Timeout | undefined;
   private broken: Error | undefined;
   private closed = false;
+  /** The current segment's bytes from segmentSize up to here are zeros already on disk. */
+  private zeroedTo: number;
+  /** A zero fill running in the background, from `zeroingFrom` on. */
+  private zeroing: Promise<void> | undefined;
+  private zeroingFrom = 0;
   private readonly segmentBytes: number;
   private readonly noSync: boolean;
 
@@ -87,15 +105,19 @@ export class WriteAheadLog {
     segments: Segment[],
     fd: number,
     segmentSize: number,
+    fileSize: number,
     opts: WalOptions,
     private readonly replayed: WalRecord[],
   ) {
     this.segments = segments;
     this.fd = fd;
     this.segmentSize = segmentSize;
+    this.zeroedTo = Math.max(fileSize, segmentSize);
     this.nextLsn = segments[segments.length - 1].start + segmentSize;
     this.segmentBytes = opts.segmentBytes ?? 64 * 1024 * 1024;
     this.noSync = opts.noSync ?? false;
+    this.fillFirstChunk();
+    this.zeroAhead();
   }
 
   /** Opens (or creates) the log in `dir`, reading every record it holds. */
@@ -107,20 +129,36 @@ export class WriteAheadLog {
     if (segments.length === 0) segments.push({ start: 0, file: path.join(dir, segmentName(0)) });
     const records: WalRecord[] = [];
     let lastSize = 0;
+    let lastFileSize = 0;
+    let lastExists = false;
     for (let i = 0; i < segments.length; i++) {
       const seg = segments[i];
-      const data = await fsp.readFile(seg.file).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? Buffer.alloc(0) : Promise.reject(err)));
-      const good = readFrames(data, seg.start, records);
+      const data = await fsp.readFile(seg.file).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? null : Promise.reject(err)));
+      const good = data ? readFrames(data, seg.start, records) : 0;
+      // The records end at `good`; what follows must be the zeros written ahead of them.
+      const dirty = data ? nonZeroEnd(data, good) : 0;
       const last = i === segments.length - 1;
-      if (good < data.length) {
+      if (dirty > good) {
         if (!last) throw new Error(`write-ahead log segment ${seg.file} is corrupt at byte ${good} and is not the last one: move it away to start`);
-        // A torn tail: cut it off so new records follow the last good one.
-        await fsp.truncate(seg.file, good);
+        // A torn tail: zero it so new records follow the last good one and nothing of it
+        // is read after them.
+        const fd = fs.openSync(seg.file, 'r+');
+        try {
+          for (let at = good; at < dirty; at += ZERO_CHUNK) fs.writeSync(fd, ZEROS, 0, Math.min(ZERO_CHUNK, dirty - at), at);
+          if (!opts.noSync) fs.fdatasyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
       }
-      if (last) lastSize = good;
+      if (last) {
+        lastSize = good;
+        lastFileSize = data?.length ?? 0;
+        lastExists = data !== null;
+      }
     }
-    const fd = fs.openSync(segments[segments.length - 1].file, 'a');
-    return new WriteAheadLog(dir, segments, fd, lastSize, opts, records);
+    // Not 'a': with O_APPEND, Linux ignores the position of a positional write.
+    const fd = fs.openSync(segments[segments.length - 1].file, lastExists ? 'r+' : 'wx+');
+    return new WriteAheadLog(dir, segments, fd, lastSize, lastFileSize, opts, records);
   }
 
   /** The records found at open, in order (once; later calls get an empty list). */
@@ -186,6 +224,7 @@ export class WriteAheadLog {
     if (this.closed) return;
     await this.durable().catch(() => {});
     this.closed = true;
+    await this.zeroing;
     clearTimeout(this.syncTimer);
     fs.closeSync(this.fd);
     await fsp.rm(path.join(this.dir, LOCK), { force: true });
@@ -210,9 +249,12 @@ export class WriteAheadLog {
     try {
       if (bytes > 0 && this.segmentSize >= this.segmentBytes) await this.rotate(this.nextLsn - bytes);
       if (bytes > 0) {
-        writevAll(this.fd, frames);
+        // Never write where a zero fill still runs: it would overwrite the records.
+        if (this.zeroing && this.segmentSize + bytes > this.zeroingFrom) await this.zeroing;
+        writevAll(this.fd, frames, this.segmentSize);
         this.segmentSize += bytes;
         if (!this.noSync) this.unsynced = true;
+        this.zeroAhead();
       }
       if (this.unsynced) {
         if (waiters.length > 0) {
@@ -236,13 +278,55 @@ export class WriteAheadLog {
     }
   }
 
+  /** Zero-fills the chunk at the write position now (at open and rotation), where the background fill does not reach. */
+  private fillFirstChunk(): void {
+    const to = Math.min(this.segmentSize + ZERO_CHUNK, this.segmentBytes);
+    if (this.zeroedTo >= to) return;
+    const from = Math.max(this.zeroedTo, this.segmentSize);
+    fs.writeSync(this.fd, ZEROS, 0, to - from, from);
+    if (!this.noSync) fs.fdatasyncSync(this.fd);
+    this.zeroedTo = to;
+  }
+
+  /**
+   * Keeps the segment zero-filled up to ZERO_AHEAD bytes ahead of the write position (not
+   * past segmentBytes), one chunk at a time on the thread pool. A fill starts at least a
+   * chunk ahead, so records wait for one only when they outran it by a chunk (the chunk at
+   * the write position of a new segment is filled at once). A failure only means records
+   * go to blocks not yet allocated, as an append would; it is tried again at the next write.
+   */
+  private zeroAhead(): void {
+    if (this.zeroing || this.closed) return;
+    const from = Math.max(this.zeroedTo, this.segmentSize + ZERO_CHUNK);
+    const to = Math.min(this.segmentSize + ZERO_AHEAD, this.segmentBytes);
+    if (to - from < ZERO_CHUNK / 2 && to < this.segmentBytes) return;
+    if (from >= to) return;
+    const fd = this.fd;
+    const len = Math.min(ZERO_CHUNK, to - from);
+    this.zeroingFrom = from;
+    this.zeroing = new Promise<void>((resolve) => {
+      const done = (err: Error | null) => {
+        if (!err) this.zeroedTo = from + len;
+        resolve();
+      };
+      fs.write(fd, ZEROS, 0, len, from, (err) => (err || this.noSync ? done(err) : fs.fdatasync(fd, done)));
+    }).then(() => {
+      this.zeroing = undefined;
+      if (this.fd === fd && this.zeroedTo === from + len) this.zeroAhead();
+    });
+  }
+
   private async rotate(start: number): Promise<void> {
     if (!this.noSync) await new Promise<void>((resolve, reject) => fs.fsync(this.fd, (err) => (err ? reject(err) : resolve())));
+    // The fill works on the old file's descriptor: let it finish before closing it.
+    await this.zeroing;
     fs.closeSync(this.fd);
     const file = path.join(this.dir, segmentName(start));
-    this.fd = fs.openSync(file, 'a');
+    this.fd = fs.openSync(file, 'wx+');
     this.segments.push({ start, file });
     this.segmentSize = 0;
+    this.zeroedTo = 0;
+    this.fillFirstChunk();
     if (!this.noSync) {
       // Make the new file's name durable too.
       const dirFd = fs.openSync(this.dir, 'r');
@@ -257,6 +341,16 @@ export class WriteAheadLog {
 
 function segmentName(start: number): string {
   return start.toString(16).padStart(16, '0') + SUFFIX;
+}
+
+/** The end of the last byte of `data` at or after `from` that is not zero (`from` when there is none). */
+function nonZeroEnd(data: Buffer, from: number): number {
+  let end = data.length;
+  // A block at a time from the end (a memcmp): a segment is mostly zeros after its records.
+  const block = 64 << 10;
+  while (end - block >= from && data.subarray(end - block, end).equals(ZEROS.subarray(0, block))) end -= block;
+  while (end > from && data[end - 1] === 0) end--;
+  return end;
 }
 
 /** Appends the good frames of `data` to `out`; returns the length of the good prefix. */
@@ -279,10 +373,12 @@ function readFrames(data: Buffer, base: number, out: WalRecord[]): number {
  * wake-up and a turn of the event loop; a Record call paid two, this and the fdatasync's).
  * Only the fdatasync, which waits for the disk, goes to the pool.
  */
-function writevAll(fd: number, frames: Buffer[]): void {
+function writevAll(fd: number, frames: Buffer[], position: number): void {
   let bufs = frames;
+  let at = position;
   while (bufs.length > 0) {
-    const written = fs.writevSync(fd, bufs.slice(0, 1024));
+    const written = fs.writevSync(fd, bufs.slice(0, 1024), at);
+    at += written;
     let left = written;
     let i = 0;
     while (i < bufs.length && left >= bufs[i].length) left -= bufs[i++].length;
