@@ -5,7 +5,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../services/kit/log.js';
 import { RELEASE_NAME, verifyRelease } from '../release.js';
-import { parseRoles, portsOf, processCount, serviceDef, SERVICE_NAMES } from '../services.js';
+import { nodeArgsOf, parseRoles, portsOf, processCount, serviceDef, SERVICE_NAMES } from '../services.js';
 import type { Backend, UnitSpec, UnitStatus } from './backend.js';
 import { replicaHealthy } from './health.js';
 import type { Tags, TagSource } from './tags.js';
@@ -232,7 +232,7 @@ export class Agent {
         if (ports.public) Object.assign(env, { HOST: this.deps.hosts.public, PORT: String(ports.public) });
         if (def.workersVar && replicas !== undefined) env[def.workersVar] = String(replicas);
         const entry = path.join(cwd, 'dist', def.entry);
-        const nodeArgs = [...(def.nodeArgs ?? [])];
+        const nodeArgs = nodeArgsOf(service);
         const hash = createHash('sha256')
           // nodeArgs only when there are any: units of services without flags keep the hash they had.
           .update(JSON.stringify({ entry, ...(nodeArgs.length > 0 ? { nodeArgs } : {}), cwd, env: Object.entries(env).sort(([a], [b]) => (a < b ? -1 : 1)) }))

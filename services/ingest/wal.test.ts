@@ -129,10 +129,29 @@ describe('WriteAheadLog', () => {
     again.append(1, Buffer.from('x'));
     await again.durable();
     await again.close();
+    // Nothing of the torn record is left after the shorter one (not only after a reopen cleans it).
+    expect((await written(file)).length).toBe(again.end);
     const third = await WriteAheadLog.open(dir);
     expect(third.takeReplayed().map(text)).toEqual(['kept', 'x']);
     expect((await written(file)).length).toBe(third.end);
     await third.close();
+  });
+
+  it('keeps a batch larger than the zero-fill chunk intact while fills run ahead of it', async () => {
+    const dir = await tempDir();
+    const wal = await WriteAheadLog.open(dir);
+    // 3 MB in one batch: it reaches past the chunk being filled and the ones that follow.
+    const payloads = Array.from({ length: 48 }, (_, i) => Buffer.alloc(64 << 10, i + 1));
+    for (const p of payloads) wal.append(1, p);
+    await wal.durable();
+    for (const p of payloads) wal.append(2, p);
+    await wal.durable();
+    await wal.close();
+    const again = await WriteAheadLog.open(dir);
+    const recs = again.takeReplayed();
+    expect(recs.length).toBe(96);
+    expect(recs.every((r, i) => r.payload.equals(payloads[i % 48]))).toBe(true);
+    await again.close();
   });
 
   it('refuses to start on a segment that is not the last and has bytes after its records', async () => {

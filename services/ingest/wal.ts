@@ -144,8 +144,7 @@ export class WriteAheadLog {
         // is read after them.
         const fd = fs.openSync(seg.file, 'r+');
         try {
-          for (let at = good; at < dirty; at += ZERO_CHUNK) fs.writeSync(fd, ZEROS, 0, Math.min(ZERO_CHUNK, dirty - at), at);
-          if (!opts.noSync) fs.fdatasyncSync(fd);
+          writeZerosSync(fd, good, dirty, !opts.noSync);
         } finally {
           fs.closeSync(fd);
         }
@@ -224,7 +223,7 @@ export class WriteAheadLog {
     if (this.closed) return;
     await this.durable().catch(() => {});
     this.closed = true;
-    await this.zeroing;
+    await this.zeroFillsDone();
     clearTimeout(this.syncTimer);
     fs.closeSync(this.fd);
     await fsp.rm(path.join(this.dir, LOCK), { force: true });
@@ -249,8 +248,9 @@ export class WriteAheadLog {
     try {
       if (bytes > 0 && this.segmentSize >= this.segmentBytes) await this.rotate(this.nextLsn - bytes);
       if (bytes > 0) {
-        // Never write where a zero fill still runs: it would overwrite the records.
-        if (this.zeroing && this.segmentSize + bytes > this.zeroingFrom) await this.zeroing;
+        // Never write where a zero fill still runs: it would overwrite the records. (A loop:
+        // a fill that ends starts the next, which a batch larger than a chunk may reach too.)
+        while (this.zeroing && this.segmentSize + bytes > this.zeroingFrom) await this.zeroing;
         writevAll(this.fd, frames, this.segmentSize);
         this.segmentSize += bytes;
         if (!this.noSync) this.unsynced = true;
@@ -282,9 +282,7 @@ export class WriteAheadLog {
   private fillFirstChunk(): void {
     const to = Math.min(this.segmentSize + ZERO_CHUNK, this.segmentBytes);
     if (this.zeroedTo >= to) return;
-    const from = Math.max(this.zeroedTo, this.segmentSize);
-    fs.writeSync(this.fd, ZEROS, 0, to - from, from);
-    if (!this.noSync) fs.fdatasyncSync(this.fd);
+    writeZerosSync(this.fd, Math.max(this.zeroedTo, this.segmentSize), to, !this.noSync);
     this.zeroedTo = to;
   }
 
@@ -312,14 +310,19 @@ export class WriteAheadLog {
       fs.write(fd, ZEROS, 0, len, from, (err) => (err || this.noSync ? done(err) : fs.fdatasync(fd, done)));
     }).then(() => {
       this.zeroing = undefined;
-      if (this.fd === fd && this.zeroedTo === from + len) this.zeroAhead();
+      if (this.zeroedTo === from + len) this.zeroAhead();
     });
+  }
+
+  /** Waits until no fill runs on the current descriptor (one may start another as it ends). */
+  private async zeroFillsDone(): Promise<void> {
+    while (this.zeroing) await this.zeroing;
   }
 
   private async rotate(start: number): Promise<void> {
     if (!this.noSync) await new Promise<void>((resolve, reject) => fs.fsync(this.fd, (err) => (err ? reject(err) : resolve())));
     // The fill works on the old file's descriptor: let it finish before closing it.
-    await this.zeroing;
+    await this.zeroFillsDone();
     fs.closeSync(this.fd);
     const file = path.join(this.dir, segmentName(start));
     this.fd = fs.openSync(file, 'wx+');
@@ -341,6 +344,12 @@ export class WriteAheadLog {
 
 function segmentName(start: number): string {
   return start.toString(16).padStart(16, '0') + SUFFIX;
+}
+
+/** Writes zeros over [from, to) of `fd`, then (if `sync`) fdatasyncs. */
+function writeZerosSync(fd: number, from: number, to: number, sync: boolean): void {
+  for (let at = from; at < to; at += ZERO_CHUNK) fs.writeSync(fd, ZEROS, 0, Math.min(ZERO_CHUNK, to - at), at);
+  if (sync) fs.fdatasyncSync(fd);
 }
 
 /** The end of the last byte of `data` at or after `from` that is not zero (`from` when there is none). */
