@@ -49,7 +49,7 @@ const STATS = Number(args.get('stats') ?? 100_000);
 const SERVER_CPU = args.get('server-cpu') ?? '0';
 const LOAD_CPU = args.get('load-cpu') ?? '1';
 const SERVERS = (args.get('servers') ?? 'bare,etsy,osprey').split(',');
-const PACKING = (args.get('packing') ?? '1,20').split(',').map(Number);
+const PACKING = (args.get('packing') ?? '1,20').split(',').filter(Boolean).map(Number);
 const TCP = args.get('tcp') !== 'false';
 const CPU_PROF = args.get('cpu-prof');
 const RECV_BUFFER = args.get('udp-recv-buffer');
@@ -80,6 +80,19 @@ function cpuTicks(pid: number): number {
   } catch {
     return NaN;
   }
+}
+
+/** RSS, JS heap (per space) and external memory from a prom-client /metrics text, in MB. */
+function memoryParts(m: string): string {
+  const mb = (name: string, label = '') => {
+    const v = new RegExp(`^${name}\\{[^}]*${label}[^}]*\\} (\\S+)$`, 'm').exec(m)?.[1];
+    return v === undefined ? '?' : (Number(v) / 1024 / 1024).toFixed(0);
+  };
+  const space = (name: string) => mb('nodejs_heap_space_size_used_bytes', `space="${name}"`);
+  return (
+    `RSS ${mb('process_resident_memory_bytes')} MB, JS heap used ${mb('nodejs_heap_size_used_bytes')} of ${mb('nodejs_heap_size_total_bytes')} MB ` +
+    `(old ${space('old')}, new ${space('new')}, large objects ${space('large_object')}, code ${space('code')}), external ${mb('nodejs_external_memory_bytes')} MB`
+  );
 }
 
 function peakRssMb(pid: number): number {
@@ -350,10 +363,21 @@ async function main() {
     let phase = 'warm-up';
     let peakPhase = phase;
     let hwm = 0;
+    // What Osprey's memory was made of the last time its peak grew (its /metrics, read then).
+    let peakParts = '';
+    let reading = false;
     const hwmTimer = setInterval(() => {
       if (!osprey) return;
       const now = peakRssMb(osprey.child.pid!);
-      if (now > hwm) [hwm, peakPhase] = [now, phase];
+      if (now <= hwm) return;
+      [hwm, peakPhase] = [now, phase];
+      if (reading) return;
+      reading = true;
+      const o = osprey;
+      o.metrics()
+        .then((m) => (peakParts = memoryParts(m)))
+        .catch(() => {})
+        .finally(() => (reading = false));
     }, 250);
     hwmTimer.unref();
     for (const s of servers) await warm(s);
@@ -460,6 +484,7 @@ async function main() {
       console.log(`TCP lines/s (4 connections): ${servers.map((s) => `${s.name} ${fmt(tcp.get(s.name)!)}`).join(', ')}`);
     }
     console.log(`peak RSS: ${servers.map((s) => `${s.name} ${rss.get(s.name)!.toFixed(0)} MB`).join(', ')}${osprey ? ` (Osprey's reached in: ${peakPhase})` : ''}`);
+    if (peakParts) console.log(`Osprey near its peak: ${peakParts}`);
     if (lag) console.log(lag);
     console.log('');
     const check = (ok: boolean) => (ok ? 'ok  ' : 'MISS');

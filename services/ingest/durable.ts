@@ -90,6 +90,15 @@ export class DurableRecorder implements SampleTarget {
     this.confirmed = wal.start;
   }
 
+  /** See WriteAheadLog.backlogged: stream readers pause while it holds (listeners.ts). */
+  get backlogged(): boolean {
+    return this.wal.backlogged;
+  }
+
+  onceRelieved(fn: () => void): void {
+    this.wal.onceRelieved(fn);
+  }
+
   /** Log bytes not yet known to be in MySQL. */
   get pendingBytes(): number {
     return this.wal.end + this.off - this.confirmed;

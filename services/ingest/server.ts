@@ -73,6 +73,7 @@ export async function build(deps: IngestDeps): Promise<IngestReplica> {
       statsd = await startStatsd({
         config: statsdSettings(deps.config),
         target,
+        backpressure: recorder,
         noteKind: (id, kind) => aggregator.noteKind(id, kind),
         stats,
         pool: deps.database.pool,

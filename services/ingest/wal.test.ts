@@ -154,6 +154,37 @@ describe('WriteAheadLog', () => {
     await again.close();
   });
 
+  it('is backlogged while more than backlogBytes wait to be written, and relieves its waiters once they are', async () => {
+    const dir = await tempDir();
+    const wal = await WriteAheadLog.open(dir, { backlogBytes: 100_000 });
+    let relieved = 0;
+    wal.onceRelieved(() => relieved++);
+    expect(relieved).toBe(1); // not backlogged: at once
+    wal.append(1, Buffer.alloc(60_000, 1));
+    expect(wal.backlogged).toBe(false);
+    wal.append(1, Buffer.alloc(60_000, 2));
+    expect(wal.backlogged).toBe(true);
+    wal.onceRelieved(() => relieved++);
+    const written = new Promise<void>((r) => wal.onceRelieved(r));
+    expect(relieved).toBe(1);
+    await written;
+    expect(wal.backlogged).toBe(false);
+    expect(relieved).toBe(2);
+    // Backlogged again, then closed: its waiters are let go (close writes what is queued).
+    wal.append(1, Buffer.alloc(120_000, 3));
+    expect(wal.backlogged).toBe(true);
+    const released = new Promise<void>((r) => wal.onceRelieved(r));
+    await wal.close();
+    await released;
+    const again = await WriteAheadLog.open(dir);
+    expect(again.takeReplayed().map((r) => [r.payload.length, r.payload[0]])).toEqual([
+      [60_000, 1],
+      [60_000, 2],
+      [120_000, 3],
+    ]);
+    await again.close();
+  });
+
   it('refuses to start on a segment that is not the last and has bytes after its records', async () => {
     const dir = await tempDir();
     const wal = await WriteAheadLog.open(dir, { segmentBytes: 100 });

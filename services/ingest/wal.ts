@@ -62,6 +62,8 @@ export interface WalOptions {
   segmentBytes?: number;
   /** Skip fdatasync (tests of the logic only; never in a service). */
   noSync?: boolean;
+  /** `backlogged` once more than this many appended bytes wait to be written (default 8 MiB). */
+  backlogBytes?: number;
 }
 
 /** The log refused a record: more than its budget is waiting for MySQL. */
@@ -83,6 +85,11 @@ export class WriteAheadLog {
   private nextLsn: number;
   private queue: Buffer[] = [];
   private queuedBytes = 0;
+  /** Bytes of the batch being written. */
+  private writingBytes = 0;
+  private readonly backlogBytes: number;
+  /** Called once the backlog is under backlogBytes again (see onceRelieved). */
+  private relief: (() => void)[] = [];
   private waiters: (() => void)[] = [];
   private failures: ((err: Error) => void)[] = [];
   private writing: Promise<void> | undefined;
@@ -94,8 +101,10 @@ export class WriteAheadLog {
   private closed = false;
   /** The current segment's bytes from segmentSize up to here are zeros already on disk. */
   private zeroedTo: number;
-  /** A zero fill running in the background, from `zeroingFrom` on. */
+  /** A zero fill running in the background (its write, then its fdatasync), from `zeroingFrom` on. */
   private zeroing: Promise<void> | undefined;
+  /** The running fill's write while it is in flight: no record may be written where it lands. */
+  private zeroWrite: Promise<void> | undefined;
   private zeroingFrom = 0;
   private readonly segmentBytes: number;
   private readonly noSync: boolean;
@@ -116,6 +125,7 @@ export class WriteAheadLog {
     this.nextLsn = segments[segments.length - 1].start + segmentSize;
     this.segmentBytes = opts.segmentBytes ?? 64 * 1024 * 1024;
     this.noSync = opts.noSync ?? false;
+    this.backlogBytes = opts.backlogBytes ?? 8 << 20;
     this.fillFirstChunk();
     this.zeroAhead();
   }
@@ -199,6 +209,26 @@ export class WriteAheadLog {
     return lsn;
   }
 
+  /**
+   * More than `backlogBytes` appended and not yet written (the disk, or a fill ahead of the
+   * records, is slower than appends). Memory holds them meanwhile: a reader that can wait
+   * (a TCP or Unix connection) should stop reading until onceRelieved.
+   */
+  get backlogged(): boolean {
+    return this.queuedBytes + this.writingBytes > this.backlogBytes;
+  }
+
+  /** Calls `fn` once the log is no longer backlogged (at once if it is not), or has failed or closed. */
+  onceRelieved(fn: () => void): void {
+    if (!this.backlogged || this.broken || this.closed) fn();
+    else this.relief.push(fn);
+  }
+
+  private relieve(): void {
+    if (this.relief.length === 0 || (this.backlogged && !this.broken && !this.closed)) return;
+    for (const fn of this.relief.splice(0)) fn();
+  }
+
   /** Resolves when everything appended so far is on disk; rejects if the disk failed. */
   durable(): Promise<void> {
     if (this.broken) return Promise.reject(this.broken);
@@ -223,6 +253,7 @@ export class WriteAheadLog {
     if (this.closed) return;
     await this.durable().catch(() => {});
     this.closed = true;
+    this.relieve();
     await this.zeroFillsDone();
     clearTimeout(this.syncTimer);
     fs.closeSync(this.fd);
@@ -232,7 +263,9 @@ export class WriteAheadLog {
   private kick(): void {
     this.writing = this.writeBatch().finally(() => {
       this.writing = undefined;
+      this.writingBytes = 0;
       if (!this.broken && !this.closed && (this.queue.length > 0 || this.waiters.length > 0)) this.kick();
+      this.relieve();
     });
   }
 
@@ -243,14 +276,18 @@ export class WriteAheadLog {
     const failures = this.failures;
     this.queue = [];
     this.queuedBytes = 0;
+    this.writingBytes = bytes;
     this.waiters = [];
     this.failures = [];
     try {
       if (bytes > 0 && this.segmentSize >= this.segmentBytes) await this.rotate(this.nextLsn - bytes);
       if (bytes > 0) {
-        // Never write where a zero fill still runs: it would overwrite the records. (A loop:
-        // a fill that ends starts the next, which a batch larger than a chunk may reach too.)
-        while (this.zeroing && this.segmentSize + bytes > this.zeroingFrom) await this.zeroing;
+        // Never write where a fill's zeros are still on their way to the page cache: they
+        // would overwrite the records. Once written, records may overwrite them while the
+        // fill's fdatasync runs (which can take a second when MySQL keeps the disk busy):
+        // that sync then carries the records too. (A loop: a fill that ends starts the next,
+        // which a batch larger than a chunk may reach too.)
+        while (this.zeroWrite && this.segmentSize + bytes > this.zeroingFrom) await this.zeroWrite;
         writevAll(this.fd, frames, this.segmentSize);
         this.segmentSize += bytes;
         if (!this.noSync) this.unsynced = true;
@@ -302,12 +339,19 @@ export class WriteAheadLog {
     const fd = this.fd;
     const len = Math.min(ZERO_CHUNK, to - from);
     this.zeroingFrom = from;
+    let written!: () => void;
+    this.zeroWrite = new Promise<void>((resolve) => (written = resolve));
     this.zeroing = new Promise<void>((resolve) => {
       const done = (err: Error | null) => {
         if (!err) this.zeroedTo = from + len;
         resolve();
       };
-      fs.write(fd, ZEROS, 0, len, from, (err) => (err || this.noSync ? done(err) : fs.fdatasync(fd, done)));
+      fs.write(fd, ZEROS, 0, len, from, (err) => {
+        this.zeroWrite = undefined;
+        written();
+        if (err || this.noSync) done(err);
+        else fs.fdatasync(fd, done);
+      });
     }).then(() => {
       this.zeroing = undefined;
       if (this.zeroedTo === from + len) this.zeroAhead();

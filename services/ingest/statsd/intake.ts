@@ -69,10 +69,14 @@ export class ListenerStats {
   packetsDropped = 0;
   /** UDP: bytes of datagrams waiting to be parsed (the UDP listener sets it). */
   queuedBytes: () => number = () => 0;
+  /** UDP: how far into its queue datagrams ever reached, in bytes: the part of it in memory (the UDP listener sets it). */
+  queueTouchedBytes: () => number = () => 0;
   /** UDP: datagrams the kernel dropped for the socket, full receive buffer (the UDP listener sets it). */
   kernelDrops: () => number = () => 0;
   bytes = 0;
   lines = 0;
+  /** TCP, Unix: times a connection stopped reading while the write-ahead log caught up. */
+  pauses = 0;
   connections = 0;
   bound = false;
   /** UDP: the reader thread's scheduling priority, once bound (reader-priority.ts). */

@@ -20,6 +20,13 @@ import {
 import type { StatsdTestReplica } from './testing.js';
 import type { StatsdConfig } from '../config.js';
 import type { StreamListener } from './listeners.js';
+import { once } from 'node:events';
+import { pino } from 'pino';
+import { connectDatabase } from '../../kit/db/client.js';
+import { createMetrics } from '../../kit/metrics.js';
+import { Aggregator } from '../aggregator.js';
+import { StatResolver } from '../stat-resolver.js';
+import { startStatsd } from './server.js';
 
 let tdb: TestDatabase;
 let dir: string;
@@ -363,6 +370,90 @@ describe('UDP while the event loop is held', () => {
     expect(Object.values(st.bad).every((n) => n === 0)).toBe(true);
     const rows = await flushed(r);
     expect(rows.map((x) => [x.name, x.sum])).toEqual([['wrap', N + M - dropped]]);
+  });
+});
+
+describe('the UDP queue', () => {
+  it('starts again at its front whenever it empties past its first MiB, so little of a large queue is ever in memory', async () => {
+    const QUEUE = 4 << 20;
+    const r = await start({ STATSD_TCP: false, STATSD_UNIX: false, STATSD_MGMT: false, STATSD_UDP_QUEUE_BYTES: QUEUE });
+    const port = r.statsd.udp!.address()!.port;
+    const sock = (await import('node:dgram')).createSocket('udp4');
+    // 40,000 datagrams of ~150 bytes (6 MB, more than the queue), paced so the parsing thread keeps up.
+    const N = 40_000;
+    const datagram = Buffer.from('reuse:1|c|x' + 'p'.repeat(140));
+    for (let i = 0; i < N; i += 100) {
+      for (let k = 0; k < 100; k++) sock.send(datagram, port, '127.0.0.1');
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    const st = r.statsd.udp!.stats;
+    await waitFor('every datagram', () => st.lines === N);
+    sock.close();
+    expect(st.packetsDropped + st.kernelDrops()).toBe(0);
+    // Past 1 MiB the writer went back to the front each time it found the queue empty (going
+    // round the whole queue instead, 6 MB would have touched all 4 MiB of it).
+    const touched = st.queueTouchedBytes();
+    expect(touched).toBeGreaterThanOrEqual(1 << 20);
+    expect(touched).toBeLessThan(2 << 20);
+    expect(await metricValue(r.registry, 'osprey_statsd_udp_queue_touched_bytes')).toBe(touched);
+    const rows = await flushed(r);
+    expect(rows.map((x) => [x.name, x.sum])).toEqual([['reuse', N]]);
+  });
+});
+
+describe('backpressure', () => {
+  it('a TCP connection stops reading while the samples\' next stage is backlogged, and loses nothing', async () => {
+    // What the write-ahead log does when the disk falls behind, held here by the test.
+    const gate = {
+      backlogged: true,
+      waiting: [] as (() => void)[],
+      onceRelieved(fn: () => void) {
+        if (this.backlogged) this.waiting.push(fn);
+        else fn();
+      },
+    };
+    const aggregator = new Aggregator();
+    const registry = createMetrics('ingest');
+    const database = connectDatabase(tdb.url);
+    const statsd = await startStatsd({
+      config: statsdTestConfig(path.join(dir, 'statsd.sock'), { STATSD_DEFAULT_ACCOUNT: accountId, STATSD_UDP: false, STATSD_UNIX: false, STATSD_MGMT: false }),
+      target: aggregator,
+      backpressure: gate,
+      stats: new StatResolver(database.pool),
+      pool: database.pool,
+      log: pino({ level: 'silent' }),
+      metrics: registry,
+      now,
+    });
+    try {
+      const s = await connectStream((statsd.tcp!.address() as net.AddressInfo).port);
+      // 14 MB: more than the kernel's socket buffers hold between the two ends.
+      const chunk = Buffer.from('bp:1|c\n'.repeat(10_000));
+      const LINES = 200 * 10_000;
+      let sent = false;
+      const sending = (async () => {
+        for (let i = 0; i < LINES / 10_000; i++) if (!s.write(chunk)) await once(s, 'drain');
+        sent = true;
+      })();
+      const st = statsd.tcp!.stats;
+      await waitFor('the first read', () => st.lines > 0);
+      const held = st.lines;
+      await new Promise((r) => setTimeout(r, 300));
+      expect(st.pauses).toBe(1);
+      expect(st.lines).toBe(held); // nothing read while backlogged
+      expect(sent).toBe(false); // the client waits on its socket
+      gate.backlogged = false;
+      for (const fn of gate.waiting.splice(0)) fn();
+      await sending;
+      await waitFor('every line', () => st.lines === LINES);
+      await waitFor('every sample aggregated', () => aggregator.pendingSamples === LINES);
+      expect(Object.values(st.bad).every((n) => n === 0)).toBe(true);
+      expect(await metricValue(registry, 'osprey_statsd_read_pauses_total', { listener: 'tcp' })).toBe(1);
+      await endAndWait(s);
+    } finally {
+      await statsd.stop(0);
+      await database.close();
+    }
   });
 });
 

@@ -24,8 +24,22 @@ import { LineSplitter, StatsdParser } from './parse.js';
 import { udpSocketDrops, udpSocketInode } from './udp-drops.js';
 import { REALTIME_PRIORITY, setThreadPriority, type ReaderPriority } from './reader-priority.js';
 
+/**
+ * What the samples go through after parsing, when it can fall behind the sockets (the
+ * write-ahead log): stream connections stop reading while it is backlogged, so a TCP or Unix
+ * client that sends faster than the disk takes waits in its own socket buffer instead of
+ * growing this process's memory. UDP cannot wait: its datagrams are taken regardless.
+ */
+export interface ReadBackpressure {
+  readonly backlogged: boolean;
+  onceRelieved(fn: () => void): void;
+}
+
 interface ListenerBase {
   intake: StatsdIntake;
+  /** Shared by every listener of the replica (statsdParsers): one name table for all of them. */
+  parsers: StatsdParsers;
+  backpressure?: ReadBackpressure;
   log: Logger;
   maxLineLength: number;
   retryMs: number;
@@ -33,10 +47,20 @@ interface ListenerBase {
 }
 
 /** A parser for lines that carry no token, and (STATSD_AUTH=token) one for lines that do. */
-function parsersFor(o: ListenerBase): { plain: StatsdParser; tokened: StatsdParser | null } {
+export interface StatsdParsers {
+  plain: StatsdParser;
+  tokened: StatsdParser | null;
+}
+
+/**
+ * The parsers of one replica's listeners. They all parse on this thread, one read at a time,
+ * so they share the parsers and with them one table of the names seen (100,000 live stats
+ * sent over UDP and TCP are interned once, not once per listener: ~7 MB).
+ */
+export function statsdParsers(maxLineLength: number, tokenAuth: boolean): StatsdParsers {
   return {
-    plain: new StatsdParser({ maxLineLength: o.maxLineLength, tokenMode: false }),
-    tokened: o.intake.tokenAuth ? new StatsdParser({ maxLineLength: o.maxLineLength, tokenMode: true }) : null,
+    plain: new StatsdParser({ maxLineLength, tokenMode: false }),
+    tokened: tokenAuth ? new StatsdParser({ maxLineLength, tokenMode: true }) : null,
   };
 }
 
@@ -52,7 +76,9 @@ function parsersFor(o: ListenerBase): { plain: StatsdParser; tokened: StatsdPars
  * Positions are byte offsets in [0, size); a record never wraps: when one does not fit
  * before the end, the worker writes a WRAP marker (or leaves fewer than 4 bytes) and starts
  * again at 0. The ring is empty when read === write and holds at most size - 1 bytes, so
- * full and empty differ. Wake-ups: this thread, finding the ring empty after a turn that
+ * full and empty differ. An empty ring whose writer has passed its first MiB also starts
+ * again at 0 (the same marker), so the pages touched, and resident, are the first MiB and as
+ * far beyond as datagrams ever queued up, not the whole ring (32 MiB by default). Wake-ups: this thread, finding the ring empty after a turn that
  * parsed something, looks again a millisecond later (under load datagrams keep coming, and
  * a message per datagram would cost more than parsing it); finding it empty on such a look,
  * it sets IDLE (and looks once more after setting it). The worker, after publishing a
@@ -67,21 +93,26 @@ const RING_IDLE = 2;
 const RING_DROPPED = 3;
 /** Always 0: the worker's nap waits on it (Atomics.wait with a timeout). */
 const RING_NAP = 4;
+/** The furthest byte of the ring ever written: how much of it is resident. */
+const RING_HIGH = 5;
 const RING_WRAP = 0xffffffff;
+/** An empty ring whose writer is at least this far in starts again at 0 (a ring no larger never does). */
+const RING_REUSE = 1 << 20;
 /** The same numbers, for the worker (its source is a string). */
-const RING_LAYOUT = { WRITE: RING_WRITE, READ: RING_READ, IDLE: RING_IDLE, DROPPED: RING_DROPPED, NAP: RING_NAP, WRAP: RING_WRAP };
+const RING_LAYOUT = { WRITE: RING_WRITE, READ: RING_READ, IDLE: RING_IDLE, DROPPED: RING_DROPPED, NAP: RING_NAP, HIGH: RING_HIGH, WRAP: RING_WRAP, REUSE: RING_REUSE };
 
 const UDP_WORKER = String.raw`
 const { parentPort, workerData } = require('node:worker_threads');
 const dgram = require('node:dgram');
 
-const { WRITE, READ, IDLE, DROPPED, NAP, WRAP } = workerData.layout;
+const { WRITE, READ, IDLE, DROPPED, NAP, HIGH, WRAP, REUSE } = workerData.layout;
 const hdr = new Int32Array(workerData.header);
 const ring = Buffer.from(workerData.ring);
 const size = ring.length;
 const half = size >>> 1;
 let socket = null;
 let w = Atomics.load(hdr, WRITE);
+let high = Atomics.load(hdr, HIGH);
 // This thread's id, for its scheduling priority (reader-priority.ts): /proc/thread-self is "pid/task/tid".
 let tid = 0;
 try { tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop()) || 0; } catch {}
@@ -95,7 +126,12 @@ const onMessage = (msg) => {
     r = Atomics.load(hdr, READ);
   }
   let at = w;
-  if (at >= r) {
+  if (at === r && at >= REUSE) {
+    // Empty, and past the ring's first MiB: start again at 0 (a WRAP marker where the reader
+    // stands), so only as much of the ring is ever touched, and resident, as datagrams queue up.
+    if (size - at >= 4) ring.writeUInt32LE(WRAP, at);
+    at = 0;
+  } else if (at >= r) {
     // Room before the end; with the reader at 0 the writer must not reach the end (w === r would read as empty).
     if (size - at - (r === 0 ? 1 : 0) < need) {
       // From 0 then, if it fits below the reader (keeping one byte free).
@@ -107,6 +143,7 @@ const onMessage = (msg) => {
   ring.writeUInt32LE(msg.length, at);
   msg.copy(ring, at + 4);
   w = at + need;
+  if (w > high) { high = w; Atomics.store(hdr, HIGH, high); }
   if (w === size) w = 0;
   Atomics.store(hdr, WRITE, w);
   if (Atomics.load(hdr, IDLE) === 1 && Atomics.exchange(hdr, IDLE, 0) === 1) parentPort.postMessage({ t: 'data' });
@@ -138,9 +175,9 @@ export class UdpListener {
   readonly stats = new ListenerStats('udp');
   private worker: Worker | null = null;
   private bound: net.AddressInfo | null = null;
-  /** RING_WRITE, RING_READ, RING_IDLE, RING_DROPPED, RING_NAP (see UDP_WORKER). */
-  private readonly header = new Int32Array(new SharedArrayBuffer(20));
-  /** Allocated once; its pages are touched only as far as datagrams ever queue up. */
+  /** RING_WRITE, RING_READ, RING_IDLE, RING_DROPPED, RING_NAP, RING_HIGH (see UDP_WORKER). */
+  private readonly header = new Int32Array(new SharedArrayBuffer(24));
+  /** Allocated once; its pages are touched only as far as datagrams ever queue up (past its first MiB). */
   private readonly ring: Buffer;
   private readonly drainLater = () => this.drain(false);
   private pollTimer: NodeJS.Timeout | null = null;
@@ -161,12 +198,13 @@ export class UdpListener {
   constructor(private readonly o: ListenerBase & { host: string; port: number; recvBufferSize: number; queueBytes: number; readerPriority: ReaderPriority }) {
     this.ring = Buffer.from(new SharedArrayBuffer(o.queueBytes));
     this.sink = o.intake.sink(this.stats);
-    const p = parsersFor(o);
+    const p = o.parsers;
     this.parser = p.tokened ?? p.plain;
     this.what = `statsd udp ${o.host}:${o.port}`;
     this.claim = new Claim({ what: this.what, log: o.log, retryMs: o.retryMs, tryBind: () => this.bind(), onChange: (b) => (this.stats.bound = b) });
     Atomics.store(this.header, RING_IDLE, 1);
     this.stats.queuedBytes = () => this.queuedBytes;
+    this.stats.queueTouchedBytes = () => Atomics.load(this.header, RING_HIGH);
     this.stats.kernelDrops = () => this.kernelDrops;
   }
 
@@ -397,7 +435,7 @@ export class StreamListener {
     const a = o.address;
     this.stats = new ListenerStats(a.kind);
     this.sink = o.intake.sink(this.stats);
-    const p = parsersFor(o);
+    const p = o.parsers;
     this.plain = p.plain;
     this.tokened = p.tokened;
     this.what = a.kind === 'tcp' ? `statsd tcp ${a.host}:${a.port}` : `statsd unix ${a.path}`;
@@ -518,6 +556,12 @@ class StreamConnection {
   private head: Buffer | null = null;
   private readonly peer: string;
   private finished = false;
+  /** Reads paused while the backpressure holds. */
+  private paused = false;
+  private readonly resume = () => {
+    this.paused = false;
+    if (!this.socket.destroyed) this.socket.resume();
+  };
 
   constructor(
     private readonly l: StreamListener,
@@ -547,6 +591,13 @@ class StreamConnection {
     }
     st.lines += lines;
     l.o.intake.noteRead(now, sink.minute, lines);
+    const bp = l.o.backpressure;
+    if (bp !== undefined && !this.paused && bp.backlogged) {
+      this.paused = true;
+      st.pauses++;
+      this.socket.pause();
+      bp.onceRelieved(this.resume);
+    }
   }
 
   /**

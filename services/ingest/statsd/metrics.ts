@@ -21,6 +21,7 @@ export function registerStatsdMetrics(registry: Registry, listeners: () => Liste
   copy('osprey_statsd_bytes_total', 'statsd bytes received', (s) => s.bytes);
   copy('osprey_statsd_lines_total', 'statsd lines received, good and bad', (s) => s.lines);
   copy('osprey_statsd_dropped_packets_total', 'UDP datagrams dropped because too many were waiting to be parsed', (s) => s.packetsDropped);
+  copy('osprey_statsd_read_pauses_total', 'Times a TCP or Unix connection stopped reading until the write-ahead log had written its backlog', (s) => s.pauses);
   copy('osprey_statsd_udp_kernel_drops_total', "UDP datagrams the kernel dropped for this listener's socket (its receive buffer was full; /proc/net/udp)", (s) => s.kernelDrops());
 
   const byReason = <R extends string>(name: string, help: string, reasons: readonly R[], read: (s: ListenerStats) => Record<R, number>) =>
@@ -75,6 +76,14 @@ export function registerStatsdMetrics(registry: Registry, listeners: () => Liste
     registers: [registry],
     collect() {
       for (const s of listeners()) if (s.listener === 'udp') this.set(s.queuedBytes());
+    },
+  });
+  new Gauge({
+    name: 'osprey_statsd_udp_queue_touched_bytes',
+    help: 'How far into its queue (STATSD_UDP_QUEUE_BYTES) the UDP reader thread has ever written: the part of the queue in memory',
+    registers: [registry],
+    collect() {
+      for (const s of listeners()) if (s.listener === 'udp') this.set(s.queueTouchedBytes());
     },
   });
   new Gauge({

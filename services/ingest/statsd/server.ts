@@ -5,13 +5,15 @@ import type { StatsdConfig } from '../config.js';
 import type { SampleTarget } from '../durable.js';
 import type { StatResolver } from '../stat-resolver.js';
 import { StatsdIntake, type ListenerStats } from './intake.js';
-import { StreamListener, UdpListener } from './listeners.js';
+import { statsdParsers, StreamListener, UdpListener, type ReadBackpressure } from './listeners.js';
 import { ManagementServer } from './management.js';
 import { registerStatsdMetrics } from './metrics.js';
 
 export interface StatsdDeps {
   config: StatsdConfig;
   target: SampleTarget;
+  /** Stream connections stop reading while it is backlogged (the write-ahead log, when there is one). */
+  backpressure?: ReadBackpressure;
   /** Told each stat's id and KIND as statsd learns it (Aggregator.noteKind: counters need no sketch). */
   noteKind?: (statId: number, kind: number) => void;
   stats: StatResolver;
@@ -62,7 +64,8 @@ export async function startStatsd(d: StatsdDeps): Promise<StatsdServer> {
     now: d.now,
     onResolved: d.noteKind,
   });
-  const base = { intake, log, maxLineLength: c.STATSD_MAX_LINE, retryMs: c.STATSD_BIND_RETRY_MS, now: d.now };
+  const parsers = statsdParsers(c.STATSD_MAX_LINE, tokenAuth);
+  const base = { intake, parsers, backpressure: d.backpressure, log, maxLineLength: c.STATSD_MAX_LINE, retryMs: c.STATSD_BIND_RETRY_MS, now: d.now };
   const udp = c.STATSD_UDP ? new UdpListener({ ...base, host: c.STATSD_UDP_HOST, port: c.STATSD_UDP_PORT, recvBufferSize: c.STATSD_UDP_RECV_BUFFER, queueBytes: c.STATSD_UDP_QUEUE_BYTES, readerPriority: c.STATSD_UDP_READER_PRIORITY }) : null;
   const tcp = c.STATSD_TCP ? new StreamListener({ ...base, address: { kind: 'tcp', host: c.STATSD_TCP_HOST, port: c.STATSD_TCP_PORT } }) : null;
   const unix = c.STATSD_UNIX ? new StreamListener({ ...base, address: { kind: 'unix', path: c.STATSD_UNIX_PATH, mode: c.STATSD_UNIX_MODE } }) : null;

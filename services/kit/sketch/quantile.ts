@@ -380,49 +380,48 @@ export function mergeSerializedQuantiles(a: Uint8Array, b: Uint8Array): Buffer {
 
 /** The key mapping every sketch shares (relative accuracy 1%). */
 const MAPPING = new DDSketch({ relativeAccuracy: QUANTILE_RELATIVE_ACCURACY }).mapping;
-/** Samples an accumulator keeps raw before it becomes a QuantileSketch. */
-const RAW_SAMPLES = 64;
+/** Samples an accumulator keeps raw before it folds them into its bins. */
+const RAW_SAMPLES = 32;
+const NO_BINS: Bins = { n: 0, keys: new Int32Array(0), counts: new Float64Array(0) };
 
 /**
- * What the aggregator keeps per (value stat, minute): the samples themselves while they are
- * few (a minute bucket between two one-second flushes usually holds a handful: ~16 bytes a
- * sample instead of a QuantileSketch's ~2.5 KB of dense bins and objects), a QuantileSketch
- * beyond RAW_SAMPLES. Either way `serialize()` gives the bytes a QuantileSketch fed the same
- * samples in the same order would (per-bin sums in arrival order, so bit for bit, whatever
- * the weights).
+ * What the aggregator keeps per (value stat, minute): the latest samples raw (up to
+ * RAW_SAMPLES, ~8 bytes each), and what came before them as sparse bins (12 bytes a
+ * non-empty bin: a timer's minute usually fills tens of bins, where a QuantileSketch's dense
+ * store and objects take ~2.5 KB from its first sample). Each time the raw samples fill up
+ * they are folded into the bins. `serialize()` gives the bytes a QuantileSketch fed the
+ * same samples in the same order would: each bin sums its weights in arrival order, so bit
+ * for bit, whatever the weights.
  */
 export class QuantileAccumulator {
-  private values: Float64Array | null = new Float64Array(4);
-  /** null while every weight is 1. */
+  private values: Float64Array | null = null;
+  /** null while every raw weight is 1. */
   private weights: Float64Array | null = null;
   private n = 0;
-  private sketch: QuantileSketch | null = null;
+  private pos: Bins = NO_BINS;
+  private neg: Bins = NO_BINS;
+  private zero = 0;
+  private min = Infinity;
+  private max = -Infinity;
 
   /** Adds `value` with `weight` (> 0); throws RangeError as QuantileSketch.add does. */
   add(value: number, weight = 1): void {
     if (!Number.isFinite(value)) throw new RangeError(`value must be finite, got ${value}`);
     if (!(weight > 0 && weight < Infinity)) throw new RangeError(`weight must be positive, got ${weight}`);
-    if (this.sketch !== null) {
-      this.sketch.add(value, weight);
-      return;
-    }
-    let values = this.values!;
-    if (this.n === values.length) {
+    let values = this.values;
+    if (values === null) values = this.values = new Float64Array(4);
+    else if (this.n === values.length) {
       if (this.n >= RAW_SAMPLES) {
-        const s = new QuantileSketch();
-        for (let i = 0; i < this.n; i++) s.add(values[i], this.weights ? this.weights[i] : 1);
-        s.add(value, weight);
-        this.sketch = s;
-        this.values = this.weights = null;
-        return;
-      }
-      values = new Float64Array(this.n * 2);
-      values.set(this.values!);
-      this.values = values;
-      if (this.weights) {
-        const w = new Float64Array(this.n * 2);
-        w.set(this.weights);
-        this.weights = w;
+        this.fold();
+      } else {
+        values = new Float64Array(this.n * 2);
+        values.set(this.values!);
+        this.values = values;
+        if (this.weights) {
+          const w = new Float64Array(this.n * 2);
+          w.set(this.weights);
+          this.weights = w;
+        }
       }
     }
     if (weight !== 1 && this.weights === null) {
@@ -433,21 +432,18 @@ export class QuantileAccumulator {
     this.n++;
   }
 
-  serialize(): Buffer {
-    if (this.sketch !== null) return this.sketch.serialize();
+  /** Folds the raw samples into the bins, as DDSketch.accept would have added them one by one. */
+  private fold(): void {
     const values = this.values!;
     const weights = this.weights;
     const n = this.n;
     // Each sample's store and key, as DDSketch.accept decides them.
     const keys = new Int32Array(n);
     const side = new Int8Array(n); // 1 positive, -1 negative, 0 zero
-    let min = Infinity;
-    let max = -Infinity;
-    let zero = 0;
     for (let i = 0; i < n; i++) {
       const v = values[i];
-      if (v < min) min = v;
-      if (v > max) max = v;
+      if (v < this.min) this.min = v;
+      if (v > this.max) this.max = v;
       if (v > MAPPING.minPossible) {
         side[i] = 1;
         keys[i] = MAPPING.key(v);
@@ -455,25 +451,50 @@ export class QuantileAccumulator {
         side[i] = -1;
         keys[i] = MAPPING.key(-v);
       } else {
-        zero += weights ? weights[i] : 1;
+        this.zero += weights ? weights[i] : 1;
       }
     }
     // Stable order by key within each store, so each bin sums its weights in arrival order.
     const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => keys[x] - keys[y] || x - y);
-    const binsOf = (which: number): Bins => {
-      const out: Bins = { n: 0, keys: new Int32Array(n), counts: new Float64Array(n) };
+    const foldInto = (have: Bins, which: number): Bins => {
+      let m = 0;
+      for (let i = 0; i < n; i++) if (side[i] === which) m++;
+      if (m === 0) return have;
+      const out: Bins = { n: 0, keys: new Int32Array(have.n + m), counts: new Float64Array(have.n + m) };
+      let h = 0;
       for (const i of order) {
         if (side[i] !== which) continue;
+        const k = keys[i];
+        while (h < have.n && have.keys[h] < k) {
+          out.keys[out.n] = have.keys[h];
+          out.counts[out.n++] = have.counts[h++];
+        }
         const w = weights ? weights[i] : 1;
-        if (out.n > 0 && out.keys[out.n - 1] === keys[i]) out.counts[out.n - 1] += w;
-        else {
-          out.keys[out.n] = keys[i];
+        if (out.n > 0 && out.keys[out.n - 1] === k) out.counts[out.n - 1] += w;
+        else if (h < have.n && have.keys[h] === k) {
+          out.keys[out.n] = k;
+          out.counts[out.n++] = have.counts[h++] + w;
+        } else {
+          out.keys[out.n] = k;
           out.counts[out.n++] = w;
         }
       }
-      return out;
+      while (h < have.n) {
+        out.keys[out.n] = have.keys[h];
+        out.counts[out.n++] = have.counts[h++];
+      }
+      if (out.n === out.keys.length) return out;
+      return { n: out.n, keys: out.keys.slice(0, out.n), counts: out.counts.slice(0, out.n) };
     };
-    return writeSketch(min, max, zero, binsOf(1), binsOf(-1));
+    this.pos = foldInto(this.pos, 1);
+    this.neg = foldInto(this.neg, -1);
+    this.n = 0;
+    if (weights) weights.fill(1);
+  }
+
+  serialize(): Buffer {
+    if (this.n > 0) this.fold();
+    return writeSketch(this.min, this.max, this.zero, this.pos, this.neg);
   }
 }
 
