@@ -114,7 +114,7 @@ function partsFor(parts: readonly SketchPart[], seconds: number): SketchPart[] {
 
 const byKey = (a: { statId: number; bucket: number }, b: { statId: number; bucket: number }) => a.statId - b.statId || a.bucket - b.bucket;
 
-/** A rollup row: one class, so every row has one shape (the flush reads 300,000 of them a second). */
+/** A rollup row merged from several minutes (the others are the aggregator's buckets themselves). */
 class Row implements RollupRow {
   constructor(
     public statId: number,
@@ -472,6 +472,7 @@ export class RollupFlusher {
         for (const r of found) this.aggregator.noteKind(Number(r.id), Number(r.kind));
       }
     }
+    // Each bucket becomes its own row; its sketch is serialized and let go.
     const rows: RollupRow[] = [];
     for (const b of buckets) {
       // A stat id that is not in `stats` (purged from the trash meanwhile) keeps its sketch.
@@ -481,16 +482,20 @@ export class RollupFlusher {
           let list = flush.relative.get(b.statId);
           if (!list) flush.relative.set(b.statId, (list = []));
           list.push(b);
-        } else {
-          rows.push(rowOf(b, 0, null));
+          continue;
         }
       } else if (kind === KIND.set) {
-        rows.push(b.distinct ? rowOf(b, SketchFormat.distinct, b.distinct.serialize()) : rowOf(b, 0, null));
-      } else if (kind === KIND.counter || !b.quantiles) {
-        rows.push(rowOf(b, 0, null));
-      } else {
-        rows.push(rowOf(b, SketchFormat.quantile, b.quantiles.serialize()));
+        if (b.distinct) {
+          b.format = SketchFormat.distinct;
+          b.sketch = b.distinct.serialize();
+        }
+      } else if (kind !== KIND.counter && b.quantiles) {
+        b.format = SketchFormat.quantile;
+        b.sketch = b.quantiles.serialize();
       }
+      b.quantiles = null;
+      b.distinct = null;
+      rows.push(b);
     }
     flush.rows = rows;
     flush.buckets = null;
@@ -655,7 +660,7 @@ export class RollupFlusher {
     const out: RollupRow[] = [];
     for (const [statId, buckets] of relative) {
       const b = base.get(statId);
-      for (const g of resolveGauges(buckets, b?.value ?? 0, b?.time ?? -Infinity)) out.push(rowOf(g, 0, null));
+      for (const g of resolveGauges(buckets, b?.value ?? 0, b?.time ?? -Infinity)) out.push(g);
     }
     return out;
   }

@@ -9,6 +9,7 @@ import { RollupFlusher } from './flusher.js';
 import { StatResolver } from './stat-resolver.js';
 import { ingestRoutes } from './router.js';
 import { startStatsd, type StatsdServer } from './statsd/server.js';
+import { connectDatabase } from '../kit/db/client.js';
 import { codecMap } from '../kit/rpc/codecs.js';
 import { recordRequestCodec, recordResponseCodec } from '../kit/rpc/record-codec.js';
 
@@ -55,6 +56,10 @@ export async function build(deps: IngestDeps): Promise<IngestReplica> {
     }
   }
   const target = recorder ?? aggregator;
+  // The flusher's own two connections: each connection keeps every statement it prepared,
+  // and a flush's multi-row statements have thousands of parameters whose metadata mysql2
+  // keeps per statement (spread over the shared pool's ten connections, ~10 MB of heap).
+  const flushDatabase = connectDatabase(deps.config.DATABASE_URL, { connectionLimit: 2 });
   const replica = await startReplica('ingest', deps, {
     serviceNames: [IngestService.typeName],
     codecs: codecMap(recordRequestCodec, recordResponseCodec),
@@ -67,7 +72,7 @@ export async function build(deps: IngestDeps): Promise<IngestReplica> {
       maxFutureSec: deps.config.MAX_POINT_FUTURE_SEC,
     }),
     start: async () => {
-      flusher = new RollupFlusher(deps.database.pool, aggregator, `ingest:${process.pid}`, deps.log, deps.metrics);
+      flusher = new RollupFlusher(flushDatabase.pool, aggregator, `ingest:${process.pid}`, deps.log, deps.metrics);
       flusher.wal = recorder;
       flusher.start(deps.config.FLUSH_INTERVAL_MS, { busyShare: deps.config.FLUSH_BUSY_SHARE, maxIntervalMs: deps.config.FLUSH_MAX_INTERVAL_MS });
       statsd = await startStatsd({
@@ -90,6 +95,7 @@ export async function build(deps: IngestDeps): Promise<IngestReplica> {
     },
     close: async () => {
       await recorder?.close();
+      await flushDatabase.close();
       await deps.database.close();
     },
   });

@@ -264,32 +264,26 @@ describe('mergeSerializedQuantiles', () => {
 });
 
 describe('QuantileAccumulator', () => {
+  const sameBytesAsSketch = (samples: [number, number][]) => {
+    const acc = new QuantileAccumulator();
+    const sk = new QuantileSketch();
+    for (const [v, w] of samples) {
+      acc.add(v, w);
+      sk.add(v, w);
+    }
+    expect(acc.serialize()).toEqual(sk.serialize());
+  };
+
   it('serializes to the bytes of a QuantileSketch fed the same samples, raw and folded into bins any number of times', () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(valueArb, anyWeightArb), { maxLength: 400 }), (samples) => {
-        const acc = new QuantileAccumulator();
-        const sk = new QuantileSketch();
-        for (const [v, w] of samples) {
-          acc.add(v, w);
-          sk.add(v, w);
-        }
-        expect(acc.serialize()).toEqual(sk.serialize());
-      }),
+      fc.property(fc.array(fc.tuple(valueArb, anyWeightArb), { maxLength: 400 }), sameBytesAsSketch),
       { numRuns: 300 },
     );
   });
 
   it('folds thousands of samples into the same bytes as a QuantileSketch, across many folds', () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(valueArb, anyWeightArb), { minLength: 33, maxLength: 3000, size: 'max' }), (samples) => {
-        const acc = new QuantileAccumulator();
-        const sk = new QuantileSketch();
-        for (const [v, w] of samples) {
-          acc.add(v, w);
-          sk.add(v, w);
-        }
-        expect(acc.serialize()).toEqual(sk.serialize());
-      }),
+      fc.property(fc.array(fc.tuple(valueArb, anyWeightArb), { minLength: 33, maxLength: 3000, size: 'max' }), sameBytesAsSketch),
       { numRuns: 100 },
     );
   });
