@@ -15,6 +15,7 @@
  * the 2xx count is exact.
  */
 import net from 'node:net';
+import { ownCpuMs } from './machine.js';
 
 export interface LoadSpec {
   mode: 'closed' | 'open';
@@ -45,6 +46,8 @@ export interface LoadResult {
    */
   lateUs?: { p50: number; p90: number; p99: number; max: number };
   maxConnectionsUsed: number;
+  /** The generator's own CPU time, start-up included, in ms. */
+  cpuMs?: number;
 }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -243,7 +246,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const spec = JSON.parse(process.argv[2]) as LoadSpec;
   runLoad(spec).then(
     (r) => {
-      process.stdout.write(JSON.stringify(r) + '\n');
+      process.stdout.write(JSON.stringify({ ...r, cpuMs: ownCpuMs() }) + '\n');
       process.exit(0);
     },
     (err) => {

@@ -11,6 +11,7 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { ownCpuMs } from './machine.js';
 
 export interface StatsdLoadSpec {
   mode: 'udp' | 'tcp';
@@ -34,6 +35,8 @@ export interface StatsdLoadReport {
   elapsedMs: number;
   /** UDP: sends the kernel refused (EAGAIN and the like): not delivered, not counted in `lines`. */
   sendErrors: number;
+  /** The generator's own CPU time, start-up included, in ms. */
+  cpuMs?: number;
 }
 
 export function statsdLine(i: number): string {
@@ -154,7 +157,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const spec = JSON.parse(process.argv[2]) as StatsdLoadSpec;
   (spec.mode === 'udp' ? udp(spec) : tcp(spec)).then(
     (r) => {
-      process.stdout.write(JSON.stringify(r) + '\n');
+      process.stdout.write(JSON.stringify({ ...r, cpuMs: ownCpuMs() }) + '\n');
       process.exit(0);
     },
     (err) => {

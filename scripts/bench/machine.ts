@@ -1,0 +1,92 @@
+/**
+ * What else the machine did while a benchmark step ran, and how the load generator is started.
+ *
+ * This machine's own services start work now and then: RabbitMQ boots an Erlang VM every
+ * minute or so to check on epmd (~1 s of CPU over both cores, seen with perf sched), and
+ * MariaDB, which is not pinned, works on the generator's core while a flush lands. One such
+ * burst in a 3 s step or a 10 s latency run decides the result. So a step measures the CPU
+ * that processes other than the ones it accounts for took meanwhile (all of /proc/stat's
+ * user, nice and system time, less the server's, the generator's, MariaDB's and the
+ * benchmark script's own), and the hypervisor's steal; a step over NOISE_MS of either is
+ * marked, and the benchmarks run such a step again (at most twice) where its result was
+ * spoiled by it.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+
+export const NOISE_MS = 100;
+export const NOISY_STEP_RETRIES = 2;
+
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+/** utime + stime of a process (all its threads), in ms; NaN once it is gone. */
+export function processCpuMs(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) / CLK_TCK) * 1000;
+  } catch {
+    return NaN;
+  }
+}
+
+function machineCpuMs(): { busy: number; steal: number } {
+  const f = fs.readFileSync('/proc/stat', 'latin1').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const ms = (t: number) => (t / CLK_TCK) * 1000;
+  return { busy: ms(f[0] + f[1] + f[2]), steal: ms(f[7] ?? 0) };
+}
+
+/** MariaDB's server process on this host, if any (its CPU is the servers' doing: Osprey's flushes). */
+const mariadbPid = (() => {
+  try {
+    return Number(execFileSync('pidof', ['mariadbd']).toString().trim().split(/\s+/)[0]) || null;
+  } catch {
+    return null;
+  }
+})();
+
+export interface Noise {
+  /** CPU of the processes not accounted for, ms. */
+  othersMs: number;
+  /** CPU the hypervisor took from this machine (steal), ms. */
+  stealMs: number;
+}
+
+export const isNoisy = (n: Noise) => n.othersMs > NOISE_MS || n.stealMs > NOISE_MS;
+
+export const describeNoise = (n: Noise) => `other processes took ${Math.round(n.othersMs)} ms of CPU, the hypervisor ${Math.round(n.stealMs)} ms`;
+
+/** Starts measuring; `stop(generatorCpuMs)` gives the noise since, with `pids` (the servers) accounted for. */
+export function noiseMeter(pids: readonly number[]): { stop(generatorCpuMs: number): Noise } {
+  const accounted = [...pids, ...(mariadbPid ? [mariadbPid] : [])];
+  const cpu = () => accounted.reduce((t, p) => t + (processCpuMs(p) || 0), 0);
+  const m0 = machineCpuMs();
+  const own0 = process.cpuUsage();
+  const c0 = cpu();
+  return {
+    stop(generatorCpuMs) {
+      const m1 = machineCpuMs();
+      const own = process.cpuUsage(own0);
+      const mine = cpu() - c0 + generatorCpuMs + (own.user + own.system) / 1000;
+      return { othersMs: Math.max(0, m1.busy - m0.busy - mine), stealMs: m1.steal - m0.steal };
+    },
+  };
+}
+
+/**
+ * The command that runs a load generator `argv` (node and its arguments) pinned to `cpu`, at
+ * nice -10 where allowed (root), so that MariaDB's work on that core during a flush delays
+ * it less: delayed, an open-loop generator catches up in bursts (perf sched, bench:ingest:
+ * 50 ms of MariaDB in a 56 ms window, the generator 4 ms, then UDP receive-buffer drops).
+ */
+export function loadCommand(cpu: string, argv: readonly string[]): [string, string[]] {
+  const nice = process.getuid?.() === 0 ? ['nice', '-n', '-10'] : [];
+  const [cmd, ...rest] = [...nice, 'taskset', '-c', cpu, ...argv];
+  return [cmd, rest];
+}
+
+/** For a generator's report: its own CPU time so far (start-up included), ms. */
+export function ownCpuMs(): number {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+}
