@@ -6,8 +6,9 @@
  * MariaDB, which is not pinned, works on the generator's core while a flush lands. One such
  * burst in a 3 s step or a 10 s latency run decides the result. So a step measures the CPU
  * that processes other than the ones it accounts for took meanwhile (all of /proc/stat's
- * user, nice and system time, less the server's, the generator's, MariaDB's and the
- * benchmark script's own), and the hypervisor's steal; a step over NOISE_MS of either is
+ * user, nice and system time, less the server's, the generator's, MariaDB's, the kernel
+ * threads' (loopback delivery in ksoftirqd is the benchmark's work) and the benchmark
+ * script's own), and the hypervisor's steal; a step over NOISE_MS of either is
  * marked, and the benchmarks run such a step again (at most twice) where its result was
  * spoiled by it.
  */
@@ -36,6 +37,24 @@ function machineCpuMs(): { busy: number; steal: number } {
   return { busy: ms(f[0] + f[1] + f[2]), steal: ms(f[7] ?? 0) };
 }
 
+/** CPU of the kernel's own threads (ksoftirqd delivering loopback packets, kworkers), ms: the benchmark's work, not noise. */
+function kernelThreadsCpuMs(): number {
+  let total = 0;
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'latin1');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // f[6] is flags: PF_KTHREAD (0x00200000) marks a kernel thread.
+      if ((Number(f[6]) & 0x00200000) === 0) continue;
+      total += Number(f[11]) + Number(f[12]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return (total / CLK_TCK) * 1000;
+}
+
 /** MariaDB's server process on this host, if any (its CPU is the servers' doing: Osprey's flushes). */
 const mariadbPid = (() => {
   try {
@@ -62,12 +81,12 @@ export function noiseMeter(pids: readonly number[]): { stop(generatorCpuMs: numb
   const cpu = () => accounted.reduce((t, p) => t + (processCpuMs(p) || 0), 0);
   const m0 = machineCpuMs();
   const own0 = process.cpuUsage();
-  const c0 = cpu();
+  const c0 = cpu() + kernelThreadsCpuMs();
   return {
     stop(generatorCpuMs) {
       const m1 = machineCpuMs();
       const own = process.cpuUsage(own0);
-      const mine = cpu() - c0 + generatorCpuMs + (own.user + own.system) / 1000;
+      const mine = cpu() + kernelThreadsCpuMs() - c0 + generatorCpuMs + (own.user + own.system) / 1000;
       return { othersMs: Math.max(0, m1.busy - m0.busy - mine), stealMs: m1.steal - m0.steal };
     },
   };
