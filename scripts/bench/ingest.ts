@@ -23,7 +23,7 @@
  *          --packing=1,20 --tcp=true --cpu-prof=DIR (Osprey's .cpuprofile) --keep
  *          --udp-recv-buffer=BYTES (Osprey's STATSD_UDP_RECV_BUFFER; default: the system's)
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -35,7 +35,7 @@ import { nodeArgsOf } from '../../deploy/services.js';
 import { createAccount } from '../../services/kit/accounts.js';
 import { createTestDatabase, TEST_SERVICE_TOKEN } from '../../services/kit/testing/db.js';
 import { udpRcvbufErrors } from '../../services/ingest/statsd/soak.js';
-import { describeNoise, isNoisy, loadCommand, noiseMeter, NOISY_STEP_RETRIES, processCpuMs } from './machine.js';
+import { describeNoise, isNoisy, loadCommand, noiseMeter, processCpuMs, runAgainIfNoisy } from './machine.js';
 import type { StatsdLoadReport, StatsdLoadSpec } from './statsd-load.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -259,12 +259,12 @@ interface Step {
 let offset = 0;
 
 async function step(s: Server, perPacket: number, rate: number): Promise<Step> {
-  for (let attempt = 0; ; attempt++) {
-    const r = await stepOnce(s, perPacket, rate);
-    // Lost lines while the machine was busy elsewhere: the step says little, run it again.
-    if (r.loss <= MAX_LOSS || !isNoisy(r) || attempt === NOISY_STEP_RETRIES) return r;
-    log(`${describe(s, perPacket, r)}; again`);
-  }
+  // Lost lines while the machine was busy elsewhere: the step says little, run it again.
+  return runAgainIfNoisy(
+    () => stepOnce(s, perPacket, rate),
+    (r) => r.loss > MAX_LOSS && isNoisy(r),
+    (r) => log(`${describe(s, perPacket, r)}; again`),
+  );
 }
 
 async function stepOnce(s: Server, perPacket: number, rate: number): Promise<Step> {
@@ -450,14 +450,8 @@ async function main() {
 
     const rss = new Map(servers.map((s) => [s.name, peakRssMb(s.child.pid!)]));
     clearInterval(hwmTimer);
-    // Where Osprey's memory is, after everything has been flushed.
-    let lag = '';
-    if (osprey) {
-      const m = await osprey.metrics();
-      const sec = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(m)?.[1] ?? NaN) * 1000;
-      const mb = (name: string) => (sec(name) / 1000 / 1024 / 1024).toFixed(0);
-      lag = `Osprey now: RSS ${mb('process_resident_memory_bytes')} MB, JS heap used ${mb('nodejs_heap_size_used_bytes')} of ${mb('nodejs_heap_size_total_bytes')} MB, external ${mb('nodejs_external_memory_bytes')} MB`;
-    }
+    // Where Osprey's memory is at the end of the load (TCP last).
+    const nowParts = osprey ? memoryParts(await osprey.metrics()) : '';
 
     // Osprey: SIGTERM (it flushes), then every line it read must be in rollups_1m.
     let integrity = '';
@@ -492,7 +486,7 @@ async function main() {
     }
     console.log(`peak RSS: ${servers.map((s) => `${s.name} ${rss.get(s.name)!.toFixed(0)} MB`).join(', ')}${osprey ? ` (Osprey's reached in: ${peakPhase})` : ''}`);
     if (peakParts) console.log(`Osprey near its peak: ${peakParts}`);
-    if (lag) console.log(lag);
+    if (nowParts) console.log(`Osprey now: ${nowParts}`);
     console.log('');
     const check = (ok: boolean) => (ok ? 'ok  ' : 'MISS');
     const ratio = (a: string, b: string, p: number) => lineRate(a, p) / lineRate(b, p);

@@ -16,19 +16,35 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 
 export const NOISE_MS = 100;
-export const NOISY_STEP_RETRIES = 2;
+const NOISY_STEP_RETRIES = 2;
 
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
-/** utime + stime of a process (all its threads), in ms; NaN once it is gone. */
-export function processCpuMs(pid: number): number {
+/** A process's CPU (all its threads) from /proc/PID/stat, in ms, and its flags; null once it is gone. */
+function procStat(pid: number | string): { userMs: number; systemMs: number; flags: number } | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) / CLK_TCK) * 1000;
+    return { userMs: (Number(f[11]) / CLK_TCK) * 1000, systemMs: (Number(f[12]) / CLK_TCK) * 1000, flags: Number(f[6]) };
   } catch {
-    return NaN;
+    return null;
   }
+}
+
+/** utime + stime of a process (all its threads), in ms; NaN once it is gone. */
+export function processCpuMs(pid: number): number {
+  const s = procStat(pid);
+  return s ? s.userMs + s.systemMs : NaN;
+}
+
+/** Of `pids` (those still running), CPU in ms: all of it, or only the kernel's part (stime). */
+export function processesCpuMs(pids: readonly number[], which: 'all' | 'sys' = 'all'): number {
+  let t = 0;
+  for (const pid of pids) {
+    const s = procStat(pid);
+    if (s) t += (which === 'all' ? s.userMs : 0) + s.systemMs;
+  }
+  return t;
 }
 
 function machineCpuMs(): { busy: number; steal: number } {
@@ -42,17 +58,11 @@ function kernelThreadsCpuMs(): number {
   let total = 0;
   for (const name of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${name}/stat`, 'latin1');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // f[6] is flags: PF_KTHREAD (0x00200000) marks a kernel thread.
-      if ((Number(f[6]) & 0x00200000) === 0) continue;
-      total += Number(f[11]) + Number(f[12]);
-    } catch {
-      // gone meanwhile
-    }
+    const s = procStat(name);
+    // PF_KTHREAD (0x00200000) marks a kernel thread.
+    if (s && (s.flags & 0x00200000) !== 0) total += s.userMs + s.systemMs;
   }
-  return (total / CLK_TCK) * 1000;
+  return total;
 }
 
 /** MariaDB's server process on this host, if any (its CPU is the servers' doing: Osprey's flushes). */
@@ -78,7 +88,7 @@ export const describeNoise = (n: Noise) => `other processes took ${Math.round(n.
 /** Starts measuring; `stop(generatorCpuMs)` gives the noise since, with `pids` (the servers) accounted for. */
 export function noiseMeter(pids: readonly number[]): { stop(generatorCpuMs: number): Noise } {
   const accounted = [...pids, ...(mariadbPid ? [mariadbPid] : [])];
-  const cpu = () => accounted.reduce((t, p) => t + (processCpuMs(p) || 0), 0);
+  const cpu = () => processesCpuMs(accounted);
   const m0 = machineCpuMs();
   const own0 = process.cpuUsage();
   const c0 = cpu() + kernelThreadsCpuMs();
@@ -102,6 +112,18 @@ export function loadCommand(cpu: string, argv: readonly string[]): [string, stri
   const nice = process.getuid?.() === 0 ? ['nice', '-n', '-10'] : [];
   const [cmd, ...rest] = [...nice, 'taskset', '-c', cpu, ...argv];
   return [cmd, rest];
+}
+
+/**
+ * Runs `step`, and again (at most NOISY_STEP_RETRIES times) while `spoiled` says the machine's
+ * other work decided its result; `again` is told of each result not kept.
+ */
+export async function runAgainIfNoisy<T>(step: () => Promise<T>, spoiled: (r: T) => boolean, again: (r: T) => void): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    const r = await step();
+    if (!spoiled(r) || attempt === NOISY_STEP_RETRIES) return r;
+    again(r);
+  }
 }
 
 /** For a generator's report: its own CPU time so far (start-up included), ms. */

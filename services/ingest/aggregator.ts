@@ -43,8 +43,9 @@ export interface Bucket extends RollupColumns {
   distinct: DistinctSketch | null;
   relative: RelativeGauge | null;
   /**
-   * Set by the flush, which writes the bucket itself as its rollup row (a copy of 100,000
-   * buckets per flush would be ~20 MB more at the flush's peak): the sketch's format (1
+   * Set by the flush, which writes the bucket itself as its rollup row (a copy per bucket,
+   * 11 fields of which 7 boxed doubles, is ~220 bytes: ~22 MB more at the peak of a flush of
+   * 100,000 stats): the sketch's format (1
    * quantile, 2 distinct; 0 none) and bytes, once serialized (the sketch is dropped then).
    */
   format: 0 | 1 | 2;

@@ -58,7 +58,8 @@ export async function build(deps: IngestDeps): Promise<IngestReplica> {
   const target = recorder ?? aggregator;
   // The flusher's own two connections: each connection keeps every statement it prepared,
   // and a flush's multi-row statements have thousands of parameters whose metadata mysql2
-  // keeps per statement (spread over the shared pool's ten connections, ~10 MB of heap).
+  // keeps per statement (over the shared pool's ten connections: 44,000 ColumnDefinitions,
+  // 7.8 MB in a heap snapshot, and the packets they point into).
   const flushDatabase = connectDatabase(deps.config.DATABASE_URL, { connectionLimit: 2 });
   const replica = await startReplica('ingest', deps, {
     serviceNames: [IngestService.typeName],

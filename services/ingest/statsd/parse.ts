@@ -457,8 +457,9 @@ class Scratch {
 
 /**
  * A statsd parser with its own scratch space and name table: make one per thread (the
- * listeners of a replica share theirs, listeners.ts statsdParsers) and feed it packets. Not safe to re-enter from inside its own sink on the same
- * instance (it falls back to a temporary parser if that happens).
+ * listeners of a replica share theirs, listeners.ts statsdParsers) and feed it packets.
+ * Not safe to re-enter from inside its own sink on the same instance (it falls back to a
+ * temporary parser if that happens).
  */
 export class StatsdParser {
   readonly maxLineLength: number;

@@ -386,10 +386,11 @@ const NO_BINS: Bins = { n: 0, keys: new Int32Array(0), counts: new Float64Array(
 
 /**
  * What the aggregator keeps per (value stat, minute): the latest samples raw (up to
- * RAW_SAMPLES, ~8 bytes each), and what came before them as sparse bins (12 bytes a
- * non-empty bin: a timer's minute usually fills tens of bins, where a QuantileSketch's dense
- * store and objects take ~2.5 KB from its first sample). Each time the raw samples fill up
- * they are folded into the bins. `serialize()` gives the bytes a QuantileSketch fed the
+ * RAW_SAMPLES, 8 bytes each), and what came before them as sparse bins (12 bytes a non-empty
+ * bin). Each time the raw samples fill up they are folded into the bins. Measured (heap and
+ * ArrayBuffers, 25,000 of each): 100 samples of one value take 1.0 KB here and 2.3 KB as a
+ * QuantileSketch (its dense store and objects), 100 samples 1..100 1.9 and 3.9 KB; most of
+ * what is left is the typed arrays' own objects. `serialize()` gives the bytes a QuantileSketch fed the
  * same samples in the same order would: each bin sums its weights in arrival order, so bit
  * for bit, whatever the weights.
  */
