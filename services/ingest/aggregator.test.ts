@@ -12,24 +12,23 @@ describe('Aggregator with a BucketCache', () => {
   it('adds to the bucket a cache notes while that is the bucket of its window and minute, and to the right one otherwise', () => {
     const cached = new Aggregator();
     const plain = new Aggregator();
-    const cache = { bucket: null, bucketGen: -1 };
+    const cache = { bucketSlot: -1, bucketGen: -1 };
     const feed = (t: number, v: number) => {
       cached.add(1, t, v, 1, cache);
       plain.add(1, t, v);
     };
     feed(60_000, 1);
-    const first = cache.bucket;
+    const first = cache.bucketSlot;
     feed(60_001, 2);
-    expect(cache.bucket).toBe(first);
+    expect(cache.bucketSlot).toBe(first);
     feed(120_000, 3); // another minute: another bucket
-    expect(cache.bucket).not.toBe(first);
+    expect(cache.bucketSlot).not.toBe(first);
     feed(60_002, 4); // back to the first minute's bucket (a late point)
-    expect(cache.bucket).toBe(first);
+    expect(cache.bucketSlot).toBe(first);
     expect(cached.take().map(numeric)).toEqual(plain.take().map(numeric));
-    feed(60_003, 5); // a new window: the note is stale, a fresh bucket
+    feed(60_003, 5); // a new window: the note is stale (its slot is reused), a fresh bucket
     const out = cached.take();
     expect(out).toHaveLength(1);
-    expect(out[0]).not.toBe(first);
     expect(out.map(numeric)).toEqual(plain.take().map(numeric));
     // One cache passed for other stats (not how intake uses it) is replaced, never misused.
     cached.addGauge(2, 60_000, 7, false, cache);
@@ -125,6 +124,36 @@ describe('Aggregator.add (counters and values)', () => {
         expect(merged).toEqual(whole);
       }),
     );
+  });
+});
+
+describe('Aggregator columns', () => {
+  it('agrees with a per-(stat, minute) reference past growth, across many minutes of one stat, and in the next window on reused columns', () => {
+    const a = new Aggregator();
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    for (let window = 0; window < 3; window++) {
+      const ref = new Map<string, { count: number; sum: number; min: number; max: number }>();
+      // 3,000 stats (past the first 1,024 slots), stat 1 over 200 minutes (a long chain),
+      // points in random order.
+      for (let i = 0; i < 20_000; i++) {
+        const stat = i % 10 === 0 ? 1 : 2 + rnd(3_000);
+        const minute = stat === 1 ? rnd(200) : rnd(3);
+        const v = rnd(1000) - 500;
+        a.add(stat, minute * 60_000 + rnd(60_000), v);
+        const k = `${stat}/${minute * 60}`;
+        const r = ref.get(k) ?? { count: 0, sum: 0, min: Infinity, max: -Infinity };
+        r.count++;
+        r.sum += v;
+        r.min = Math.min(r.min, v);
+        r.max = Math.max(r.max, v);
+        ref.set(k, r);
+      }
+      expect(a.size).toBe(ref.size);
+      const got = new Map(a.take().map((b) => [`${b.statId}/${b.bucket}`, { count: b.count, sum: b.sum, min: b.min, max: b.max }]));
+      expect(got).toEqual(ref);
+      expect(a.size).toBe(0);
+    }
   });
 });
 

@@ -19,7 +19,7 @@ import type { Pool } from 'mysql2/promise';
 import { KIND } from '../../kit/db/schema.js';
 import type { Logger } from '../../kit/log.js';
 import { checkTokens, type TokenCheck } from '../../kit/tokens.js';
-import type { Bucket, BucketCache } from '../aggregator.js';
+import type { BucketCache } from '../aggregator.js';
 import type { SampleTarget } from '../durable.js';
 import type { StatResolver } from '../stat-resolver.js';
 import { BAD_LINE_REASONS, type BadLineReason, type NameRef, type StatsdKind, type StatsdSink } from './parse.js';
@@ -111,7 +111,7 @@ export class StatEntry implements BucketCache {
   id = 0;
   /** Taken out of its account's map (idle, deleted, unresolved): a NameRef's memo of it is stale. */
   gone = false;
-  bucket: Bucket | null = null;
+  bucketSlot = -1;
   bucketGen = -1;
   pending: PendingSample[] | null = [];
   /** The minute (unix ms / 60000) the fields below are about. */

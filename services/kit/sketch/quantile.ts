@@ -186,8 +186,8 @@ export class QuantileSketch {
 /** One store of a serialized sketch: n bins, keys ascending, counts never 0. */
 interface Bins {
   n: number;
-  keys: Int32Array;
-  counts: Float64Array;
+  keys: ArrayLike<number>;
+  counts: ArrayLike<number>;
 }
 
 interface ParsedSketch {
@@ -382,22 +382,25 @@ export function mergeSerializedQuantiles(a: Uint8Array, b: Uint8Array): Buffer {
 const MAPPING = new DDSketch({ relativeAccuracy: QUANTILE_RELATIVE_ACCURACY }).mapping;
 /** Samples an accumulator keeps raw before it folds them into its bins. */
 const RAW_SAMPLES = 32;
-const NO_BINS: Bins = { n: 0, keys: new Int32Array(0), counts: new Float64Array(0) };
+const NO_BINS: Bins = { n: 0, keys: [], counts: [] };
 
 /**
  * What the aggregator keeps per (value stat, minute): the latest samples raw (up to
- * RAW_SAMPLES, 8 bytes each), and what came before them as sparse bins (12 bytes a non-empty
- * bin). Each time the raw samples fill up they are folded into the bins. Measured (heap and
- * ArrayBuffers, 25,000 of each): 100 samples of one value take 1.0 KB here and 2.3 KB as a
- * QuantileSketch (its dense store and objects), 100 samples 1..100 1.9 and 3.9 KB; most of
- * what is left is the typed arrays' own objects. `serialize()` gives the bytes a QuantileSketch fed the
- * same samples in the same order would: each bin sums its weights in arrival order, so bit
- * for bit, whatever the weights.
+ * RAW_SAMPLES), and what came before them as sparse bins. Each time the raw samples fill up
+ * they are folded into the bins. Everything is in plain arrays, not typed arrays: tens of
+ * thousands of accumulators are live at once, and a typed array costs its own object, its
+ * ArrayBuffer's and (past 64 bytes) an off-heap backing store with its bookkeeping, ~250
+ * bytes before its first element; a JS array of doubles costs 32 bytes and its elements.
+ * Measured in a heap snapshot of bench:ingest over TCP (27,500 accumulators live): 23 MB
+ * with typed arrays, the largest single part of the live heap after the buckets.
+ * `serialize()` gives the bytes a QuantileSketch fed the same samples in the same order
+ * would: each bin sums its weights in arrival order, so bit for bit, whatever the weights.
  */
 export class QuantileAccumulator {
-  private values: Float64Array | null = null;
+  /** Raw samples: the first n entries (the array is reused across folds, so it can be longer). */
+  private values: number[] | null = null;
   /** null while every raw weight is 1. */
-  private weights: Float64Array | null = null;
+  private weights: number[] | null = null;
   private n = 0;
   private pos: Bins = NO_BINS;
   private neg: Bins = NO_BINS;
@@ -410,27 +413,19 @@ export class QuantileAccumulator {
     if (!Number.isFinite(value)) throw new RangeError(`value must be finite, got ${value}`);
     if (!(weight > 0 && weight < Infinity)) throw new RangeError(`weight must be positive, got ${weight}`);
     let values = this.values;
-    if (values === null) values = this.values = new Float64Array(4);
-    else if (this.n === values.length) {
-      if (this.n >= RAW_SAMPLES) {
-        this.fold();
-      } else {
-        values = new Float64Array(this.n * 2);
-        values.set(this.values!);
-        this.values = values;
-        if (this.weights) {
-          const w = new Float64Array(this.n * 2);
-          w.set(this.weights);
-          this.weights = w;
-        }
-      }
+    if (values === null) values = this.values = [];
+    else if (this.n === RAW_SAMPLES) this.fold();
+    const n = this.n;
+    if (weight !== 1 && this.weights === null) this.weights = new Array<number>(n).fill(1);
+    // In place once the array has grown (after a fold), appended before.
+    if (n < values.length) values[n] = value;
+    else values.push(value);
+    const w = this.weights;
+    if (w !== null) {
+      if (n < w.length) w[n] = weight;
+      else w.push(weight);
     }
-    if (weight !== 1 && this.weights === null) {
-      this.weights = new Float64Array(values.length).fill(1);
-    }
-    values[this.n] = value;
-    if (this.weights) this.weights[this.n] = weight;
-    this.n++;
+    this.n = n + 1;
   }
 
   /** Folds the raw samples into the bins, as DDSketch.accept would have added them one by one. */
@@ -461,31 +456,33 @@ export class QuantileAccumulator {
       let m = 0;
       for (let i = 0; i < n; i++) if (side[i] === which) m++;
       if (m === 0) return have;
-      const out: Bins = { n: 0, keys: new Int32Array(have.n + m), counts: new Float64Array(have.n + m) };
+      const outKeys: number[] = [];
+      const outCounts: number[] = [];
       let h = 0;
       for (const i of order) {
         if (side[i] !== which) continue;
         const k = keys[i];
         while (h < have.n && have.keys[h] < k) {
-          out.keys[out.n] = have.keys[h];
-          out.counts[out.n++] = have.counts[h++];
+          outKeys.push(have.keys[h]);
+          outCounts.push(have.counts[h++]);
         }
         const w = weights ? weights[i] : 1;
-        if (out.n > 0 && out.keys[out.n - 1] === k) out.counts[out.n - 1] += w;
+        const last = outKeys.length - 1;
+        if (last >= 0 && outKeys[last] === k) outCounts[last] += w;
         else if (h < have.n && have.keys[h] === k) {
-          out.keys[out.n] = k;
-          out.counts[out.n++] = have.counts[h++] + w;
+          outKeys.push(k);
+          outCounts.push(have.counts[h++] + w);
         } else {
-          out.keys[out.n] = k;
-          out.counts[out.n++] = w;
+          outKeys.push(k);
+          outCounts.push(w);
         }
       }
       while (h < have.n) {
-        out.keys[out.n] = have.keys[h];
-        out.counts[out.n++] = have.counts[h++];
+        outKeys.push(have.keys[h]);
+        outCounts.push(have.counts[h++]);
       }
-      if (out.n === out.keys.length) return out;
-      return { n: out.n, keys: out.keys.slice(0, out.n), counts: out.counts.slice(0, out.n) };
+      // Copies sized to fit: push leaves up to half again as much room.
+      return { n: outKeys.length, keys: outKeys.slice(), counts: outCounts.slice() };
     };
     this.pos = foldInto(this.pos, 1);
     this.neg = foldInto(this.neg, -1);
