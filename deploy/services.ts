@@ -20,13 +20,14 @@ export const SERVICES = {
   // Ingest's garbage is short-lived (a line's, a flush's rows): a 4 MB semi-space (V8's
   // default grows to 16) took ~30 MB off its peak RSS with 100,000 live stats, with flushes
   // and the parsing path no slower (bench:ingest, scripts/bench/flush.ts, pipeline.ts).
-  // The garbage collector works on the thread that needs it only (--single-threaded-gc):
-  // V8's helper threads are shared by the parsing thread's heap and the real-time UDP reader
-  // thread's, run at normal priority, and a reader whose collection waited on a helper behind
-  // the parsing thread and MariaDB on the same core stopped reading for milliseconds, and
-  // the kernel dropped datagrams in bursts. bench:ingest --servers=osprey --tcp=false, two runs
-  // each: loss-free 1 line 32,500-134,900 (8 runs) -> 123,643 and 112,489 lines/s; 20 lines
-  // 210,933 and 453,513 -> 632,807 and 664,380, at less CPU per line (4.4 -> 2.5-3.6 s per M).
+  // The garbage collector works on the thread that needs it only (--single-threaded-gc). The
+  // suspected cause, not shown directly: V8's helper threads serve both the parsing thread's
+  // heap and the real-time UDP reader thread's, at normal priority, so a reader collection
+  // that joined a helper's task waited behind the parsing thread and MariaDB on the same core,
+  // and the kernel dropped datagrams in bursts meanwhile. Measured: bench:ingest
+  // --servers=osprey --tcp=false, 1 line a datagram: 8 runs without 32,500-134,900 lines/s,
+  // 2 with 123,643 and 112,489; 20 lines: 1 run without 210,933 (4.4 CPU s per M lines), 2 with
+  // 632,807 and 664,380 (3.6, 2.5). Few runs on a noisy machine: see the README.
   ingest: { entry: 'services/ingest/main.js', kind: 'rpc', basePort: 7100, env: {}, nodeArgs: ['--max-semi-space-size=4', '--single-threaded-gc'] },
   graphing: { entry: 'services/graphing/main.js', kind: 'rpc', basePort: 7200, env: {} },
   web: { entry: 'services/web/main.js', kind: 'http', basePort: 7500, publicPort: 8080, workersVar: 'WEB_WORKERS', env: {} },
