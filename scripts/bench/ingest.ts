@@ -22,6 +22,7 @@
  * Options: --duration=3 --stats=100000 --server-cpu=0 --load-cpu=1 --servers=bare,etsy,osprey
  *          --packing=1,20 --tcp=true --cpu-prof=DIR (Osprey's .cpuprofile) --keep
  *          --udp-recv-buffer=BYTES (Osprey's STATSD_UDP_RECV_BUFFER; default: the system's)
+ *          --threads (per step, each server thread's run time, runnable wait and slices)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -54,6 +55,7 @@ const PACKING = (args.get('packing') ?? '1,20').split(',').filter(Boolean).map(N
 const TCP = args.get('tcp') !== 'false';
 const CPU_PROF = args.get('cpu-prof');
 const RECV_BUFFER = args.get('udp-recv-buffer');
+const THREADS = args.get('threads') === 'true';
 const MAX_LOSS = 0.001;
 const log = (s: string) => process.stderr.write(s + '\n');
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -251,6 +253,8 @@ interface Step {
   behind: boolean;
   /** Datagrams the kernel dropped (full receive buffer) during the step, machine-wide. */
   kernelDrops: number;
+  /** The generator's worst lateness against its schedule, ms (statsd-load.ts). */
+  generatorLateMs: number;
   /** What else the machine did while the load ran (machine.ts). */
   othersMs: number;
   stealMs: number;
@@ -267,13 +271,38 @@ async function step(s: Server, perPacket: number, rate: number): Promise<Step> {
   );
 }
 
+/** Per thread of `pid`: [run ns, runnable-but-waiting ns, time slices] from /proc's schedstat, by "tid" or "tid rt" (SCHED_FIFO). */
+function threadTimes(pid: number): Map<string, number[]> {
+  const m = new Map<string, number[]>();
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const ss = fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').trim().split(' ').map(Number);
+      const fifo = /policy\s*:\s*1\b/.test(fs.readFileSync(`/proc/${pid}/task/${t}/sched`, 'utf8'));
+      m.set(fifo ? `${t} rt` : t, ss);
+    } catch {}
+  }
+  return m;
+}
+
+
 async function stepOnce(s: Server, perPacket: number, rate: number): Promise<Step> {
+  const ts0 = THREADS ? threadTimes(s.child.pid!) : undefined;
   const c0 = await s.count();
   const k0 = udpRcvbufErrors();
   const t0 = processCpuMs(s.child.pid!);
   const meter = noiseMeter([s.child.pid!]);
   const r = await runLoad({ mode: 'udp', host: '127.0.0.1', port: s.udpPort, linesPerPacket: perPacket, rate, durationMs: DURATION_MS, stats: STATS, offset });
   const noise = meter.stop(r.cpuMs ?? 0);
+  if (ts0) {
+    // The threads that ran more than 5 ms during the load (the main thread, Osprey's real-time
+    // UDP reader, pool threads): how long each ran, waited runnable, and in how many slices.
+    const parts: string[] = [];
+    for (const [k, v] of threadTimes(s.child.pid!)) {
+      const a = ts0.get(k);
+      if (a && v[0] - a[0] > 5e6) parts.push(`${k}: ran ${((v[0] - a[0]) / 1e6).toFixed(0)} ms, waited ${((v[1] - a[1]) / 1e6).toFixed(0)} ms, ${v[2] - a[2]} slices`);
+    }
+    log(`    ${s.name} threads during the load: ${parts.join('; ')}`);
+  }
   offset = (offset + r.lines) % STATS;
   await sleep(300); // what is in the socket buffer is read
   // A server that buffers what it reads (Osprey's reader thread) must also have kept pace:
@@ -300,6 +329,7 @@ async function stepOnce(s: Server, perPacket: number, rate: number): Promise<Ste
     cpuSecPerM: ((t1 - t0) / 1000 / Math.max(1, received)) * 1e6,
     behind,
     kernelDrops,
+    generatorLateMs: r.maxLateMs ?? 0,
     ...noise,
   };
 }
@@ -307,7 +337,7 @@ async function stepOnce(s: Server, perPacket: number, rate: number): Promise<Ste
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 const describe = (s: Server, perPacket: number, r: Step) =>
-  `  ${s.name} ${perPacket}/packet at ${fmt(r.rate)} lines/s: sent ${fmt(r.achieved)}/s, loss ${(r.loss * 100).toFixed(3)}%${r.loss > 0 ? ` (kernel dropped ${fmt(r.kernelDrops)} datagrams)` : ''}${r.behind ? ', fell behind' : ''}` +
+  `  ${s.name} ${perPacket}/packet at ${fmt(r.rate)} lines/s: sent ${fmt(r.achieved)}/s, loss ${(r.loss * 100).toFixed(3)}%${r.loss > 0 ? ` (kernel dropped ${fmt(r.kernelDrops)} datagrams; generator at worst ${r.generatorLateMs.toFixed(1)} ms late)` : ''}${r.behind ? ', fell behind' : ''}` +
   (isNoisy(r) ? `; ${describeNoise(r)}` : '');
 
 /**

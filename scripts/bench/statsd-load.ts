@@ -35,6 +35,12 @@ export interface StatsdLoadReport {
   elapsedMs: number;
   /** UDP: sends the kernel refused (EAGAIN and the like): not delivered, not counted in `lines`. */
   sendErrors: number;
+  /**
+   * UDP: how far behind its schedule the generator fell at worst, ms. An open-loop sender that
+   * was held up (its core busy with something else) catches up in a burst well above the rate
+   * asked for, which can overflow a receive buffer that the asked-for rate never would.
+   */
+  maxLateMs?: number;
   /** The generator's own CPU time, start-up included, in ms. */
   cpuMs?: number;
 }
@@ -73,6 +79,7 @@ async function udp(spec: StatsdLoadSpec): Promise<StatsdLoadReport> {
   let sent = 0;
   let sentLines = 0;
   let errors = 0;
+  let maxLate = 0;
   const packetsPerMs = spec.rate / spec.linesPerPacket / 1000;
   // No send callback: a datagram the kernel takes at once costs one syscall and nothing more.
   socket.on('error', () => errors++);
@@ -83,6 +90,7 @@ async function udp(spec: StatsdLoadSpec): Promise<StatsdLoadReport> {
       if (elapsed >= spec.durationMs) return resolve();
       // Catch up to the schedule, in bursts of at most 2 ms of traffic.
       let due = Math.floor(elapsed * packetsPerMs) - sent;
+      if (due > maxLate) maxLate = due;
       const cap = Math.max(1, Math.ceil(packetsPerMs * 2));
       if (due > cap) due = cap;
       for (let i = 0; i < due; i++) {
@@ -99,7 +107,7 @@ async function udp(spec: StatsdLoadSpec): Promise<StatsdLoadReport> {
   // Let queued sends (and their errors) go out before counting.
   await new Promise<void>((r) => setTimeout(r, 50));
   socket.close();
-  return { lines: sentLines - errors * spec.linesPerPacket, packets: sent, elapsedMs, sendErrors: errors };
+  return { lines: sentLines - errors * spec.linesPerPacket, packets: sent, elapsedMs, sendErrors: errors, maxLateMs: maxLate / packetsPerMs };
 }
 
 async function tcp(spec: StatsdLoadSpec): Promise<StatsdLoadReport> {

@@ -16,6 +16,11 @@ export const statsdConfigSchema = z.object({
   STATSD_UDP_READER_PRIORITY: z.enum(READER_PRIORITIES).default('realtime'),
   /** Bytes of datagrams the UDP reader thread may hold for the parsing thread (a ring, allocated once). */
   STATSD_UDP_QUEUE_BYTES: z.coerce.number().int().min(1 << 17).max(1 << 30).default(32 << 20),
+  /**
+   * While datagrams come closer together than this (µs), the UDP reader thread naps this long
+   * after each turn, so it wakes once for several of them rather than once for each (0: never).
+   */
+  STATSD_UDP_COALESCE_US: z.coerce.number().int().min(0).max(2000).default(100),
   STATSD_TCP: envBool.default(true),
   STATSD_TCP_HOST: z.string().min(1).default('0.0.0.0'),
   STATSD_TCP_PORT: port.default(8125),

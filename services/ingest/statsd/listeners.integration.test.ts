@@ -662,6 +662,42 @@ describe('the UDP reader thread', () => {
     await waitFor('the line', () => r.statsd.udp!.stats.lines === 1);
   });
 
+  it('wakes once for several datagrams of a busy sender, not once for each (STATSD_UDP_COALESCE_US), and still takes every line', async () => {
+    const { spawn } = await import('node:child_process');
+    const N = 4000;
+    /** Sends N datagrams, one every 250 µs (a spin between sends), and returns the reader thread's voluntary context switches meanwhile. */
+    const wakes = async (coalesceUs: number) => {
+      const r = await start({ STATSD_TCP: false, STATSD_UNIX: false, STATSD_MGMT: false, STATSD_UDP_RECV_BUFFER: 4 << 20, STATSD_UDP_COALESCE_US: coalesceUs });
+      const udp = r.statsd.udp!;
+      const switches = () => Number(/voluntary_ctxt_switches:\s*(\d+)/.exec(fs.readFileSync(`/proc/self/task/${udp.readerTid}/status`, 'utf8'))![1]);
+      expect(udp.readerTid).toBeGreaterThan(0);
+      const before = switches();
+      const sender = spawn(
+        process.execPath,
+        [
+          '-e',
+          `const d = require('dgram').createSocket('udp4');
+           d.connect(${udp.address()!.port}, '127.0.0.1', () => {
+             const t0 = performance.now();
+             for (let i = 0; i < ${N}; i++) { while (performance.now() - t0 < i * 0.25); d.send('coalesce:1|c'); }
+             setTimeout(() => d.close(), 100);
+           });`,
+        ],
+        { stdio: 'ignore' },
+      );
+      await new Promise((res) => sender.once('exit', res));
+      await waitFor('every line', () => udp.stats.lines === N);
+      const woke = switches() - before;
+      await stop(r);
+      return woke;
+    };
+    const coalesced = await wakes(1000);
+    const each = await wakes(0);
+    // A nap of 1 ms after every turn: ~4 datagrams a wake. Without it, about one a datagram.
+    expect(coalesced).toBeLessThan(N / 2);
+    expect(each).toBeGreaterThan(coalesced);
+  });
+
   it('is left at normal priority when told', async () => {
     const r = await start({ STATSD_TCP: false, STATSD_UNIX: false, STATSD_MGMT: false, STATSD_UDP_READER_PRIORITY: 'normal' });
     expect(r.statsd.udp!.stats.readerPriority).toBe('normal');
