@@ -337,7 +337,7 @@ async function stepOnce(s: Server, perPacket: number, rate: number): Promise<Ste
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 const describe = (s: Server, perPacket: number, r: Step) =>
-  `  ${s.name} ${perPacket}/packet at ${fmt(r.rate)} lines/s: sent ${fmt(r.achieved)}/s, loss ${(r.loss * 100).toFixed(3)}%${r.loss > 0 ? ` (kernel dropped ${fmt(r.kernelDrops)} datagrams; generator at worst ${r.generatorLateMs.toFixed(1)} ms late)` : ''}${r.behind ? ', fell behind' : ''}` +
+  `  ${s.name} ${perPacket}/packet at ${fmt(r.rate)} lines/s: sent ${fmt(r.achieved)}/s, loss ${(r.loss * 100).toFixed(3)}%${r.loss > 0 ? ` (kernel dropped ${fmt(r.kernelDrops)} datagrams)` : ''}; generator at worst ${r.generatorLateMs.toFixed(1)} ms late${r.behind ? ', fell behind' : ''}` +
   (isNoisy(r) ? `; ${describeNoise(r)}` : '');
 
 /**
