@@ -22,7 +22,7 @@
  * Options: --duration=3 --stats=100000 --server-cpu=0 --load-cpu=1 --servers=bare,etsy,osprey
  *          --packing=1,20 --tcp=true --cpu-prof=DIR (Osprey's .cpuprofile) --keep
  *          --udp-recv-buffer=BYTES (Osprey's STATSD_UDP_RECV_BUFFER; default: the system's)
- *          --threads (per step, each server thread's run time, runnable wait and slices)
+ *          --threads (per step, above its line: each server thread's run time, runnable wait and slices)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';

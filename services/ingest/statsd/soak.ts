@@ -113,10 +113,10 @@ function metricSum(text: string, name: string, ...has: string[]): number {
   return s;
 }
 
-async function until(what: string, cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+async function until(what: string, cond: () => Promise<boolean>, timeoutMs: number, state?: () => Promise<string>): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`soak: timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`soak: timed out waiting for ${what}${state ? ` (${await state()})` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -172,6 +172,17 @@ export async function runSoak(opts: { lines: number; seed?: number; log?: (s: st
         return true;
       },
       60_000,
+      // Which listener of which replica is not bound (its address taken by another process
+      // between freePort() and the bind, say), from each replica's osprey_statsd_listener_bound.
+      async () => {
+        const parts: string[] = [];
+        for (const [i, r] of reps.entries()) {
+          const m = await scrape(r.ops).catch((err: Error) => `unreachable: ${err.message}`);
+          const bound = m.split('\n').filter((l) => l.startsWith('osprey_statsd_listener_bound')).join(', ');
+          parts.push(`replica ${i} (udp ${r.udp}, tcp ${r.tcp}, unix ${r.unix}): ${bound || m.slice(0, 200)}`);
+        }
+        return parts.join('; ');
+      },
     );
     log(`stack ready in ${Date.now() - t0} ms`);
 
