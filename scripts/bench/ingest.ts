@@ -36,7 +36,7 @@ import { nodeArgsOf } from '../../deploy/services.js';
 import { createAccount } from '../../services/kit/accounts.js';
 import { createTestDatabase, TEST_SERVICE_TOKEN } from '../../services/kit/testing/db.js';
 import { udpRcvbufErrors } from '../../services/ingest/statsd/soak.js';
-import { describeNoise, isNoisy, loadCommand, noiseMeter, processCpuMs, runAgainIfNoisy } from './machine.js';
+import { describeNoise, isNoisy, loadCommand, noiseMeter, processCpuMs, runAgainIfNoisy, threadTimes } from './machine.js';
 import type { StatsdLoadReport, StatsdLoadSpec } from './statsd-load.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -270,20 +270,6 @@ async function step(s: Server, perPacket: number, rate: number): Promise<Step> {
     (r) => log(`${describe(s, perPacket, r)}; again`),
   );
 }
-
-/** Per thread of `pid`: [run ns, runnable-but-waiting ns, time slices] from /proc's schedstat, by "tid" or "tid rt" (SCHED_FIFO). */
-function threadTimes(pid: number): Map<string, number[]> {
-  const m = new Map<string, number[]>();
-  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const ss = fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').trim().split(' ').map(Number);
-      const fifo = /policy\s*:\s*1\b/.test(fs.readFileSync(`/proc/${pid}/task/${t}/sched`, 'utf8'));
-      m.set(fifo ? `${t} rt` : t, ss);
-    } catch {}
-  }
-  return m;
-}
-
 
 async function stepOnce(s: Server, perPacket: number, rate: number): Promise<Step> {
   const ts0 = THREADS ? threadTimes(s.child.pid!) : undefined;

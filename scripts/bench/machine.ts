@@ -37,6 +37,24 @@ export function processCpuMs(pid: number): number {
   return s ? s.userMs + s.systemMs : NaN;
 }
 
+/**
+ * Per thread of `pid`: [run ns, runnable-but-waiting ns, time slices] from
+ * /proc/PID/task/TID/schedstat, keyed "TID", or "TID rt" for a SCHED_FIFO thread.
+ */
+export function threadTimes(pid: number): Map<string, number[]> {
+  const m = new Map<string, number[]>();
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const ss = fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').trim().split(' ').map(Number);
+      const fifo = /policy\s*:\s*1\b/.test(fs.readFileSync(`/proc/${pid}/task/${t}/sched`, 'utf8'));
+      m.set(fifo ? `${t} rt` : t, ss);
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return m;
+}
+
 /** Of `pids` (those still running), CPU in ms: all of it, or only the kernel's part (stime). */
 export function processesCpuMs(pids: readonly number[], which: 'all' | 'sys' = 'all'): number {
   let t = 0;
