@@ -23,6 +23,8 @@
  *          --packing=1,20 --tcp=true --cpu-prof=DIR (Osprey's .cpuprofile) --keep
  *          --udp-recv-buffer=BYTES (Osprey's STATSD_UDP_RECV_BUFFER; default: the system's)
  *          --threads (per step, above its line: each server thread's run time, runnable wait and slices)
+ * Environment: OSPREY_NODE_ARGS (space-separated) goes on Osprey's node command line, e.g.
+ * `--trace-gc` (its output is printed with the server's) or `--import FILE` of a preload.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -188,7 +190,7 @@ async function startEtsy(dir: string): Promise<Server> {
 async function startOsprey(databaseUrl: string, accountId: number, dir: string): Promise<Server & { ops: number; metrics(): Promise<string> }> {
   const port = await freePort();
   const ops = await freePort();
-  const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF)}`] : [];
+  const prof = [...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF)}`] : []), ...(process.env.OSPREY_NODE_ARGS ?? '').split(' ').filter(Boolean)];
   // As production runs it: the release build (tsc's JavaScript, no tsx loader thread or
   // transform cache in the process, whose memory the peak RSS would otherwise count).
   const release = await buildRelease({ root, outDir: path.join(dir, 'release'), tarball: false, link: true });

@@ -6,9 +6,14 @@
  * each stat's first sample in a window makes a new bucket, as under load. Prints ns per line
  * (wall and CPU) per round; the stats are created in a database of its own first.
  *
- *   npx tsx scripts/bench/pipeline.ts [--stats 100000] [--rounds 5] [--seconds 3] [--window 1000000] [--wal true] [--per-packet 20] [--heap-snapshot DIR]
+ *   npx tsx scripts/bench/pipeline.ts [--stats 100000] [--rounds 5] [--seconds 3] [--window 1000000] [--wal true] [--per-packet 20] [--heap-snapshot DIR] [--alloc-profile FILE]
+ *
+ * --alloc-profile samples every allocation of the timed rounds, the ones the collector has
+ * taken back too (what the garbage is made of, not only what stays live), writes the
+ * .heapprofile (Chrome DevTools' Memory tab opens it) and prints the sites that allocated most.
  */
 import fs from 'node:fs';
+import inspector from 'node:inspector/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -22,6 +27,7 @@ import { StatsdParser } from '../../services/ingest/statsd/parse.js';
 import { WriteAheadLog } from '../../services/ingest/wal.js';
 import { createAccount } from '../../services/kit/accounts.js';
 import { createTestDatabase } from '../../services/kit/testing/db.js';
+import { printAllocationSites } from './heap-profile.js';
 import { statsdLine } from './statsd-load.js';
 
 const { values: args } = parseArgs({
@@ -33,6 +39,7 @@ const { values: args } = parseArgs({
     wal: { type: 'string', default: 'true' },
     'per-packet': { type: 'string', default: '20' },
     'heap-snapshot': { type: 'string' },
+    'alloc-profile': { type: 'string' },
   },
 });
 const STATS = Number(args.stats);
@@ -85,6 +92,12 @@ try {
   aggregator.take();
   console.log(`pipeline: ${STATS.toLocaleString('en-US')} stats known; ${PER_PACKET} lines a datagram, a window of ${args.window} lines, WAL ${args.wal}`);
   const perWindow = Math.ceil(Number(args.window) / PER_PACKET);
+  const session = args['alloc-profile'] ? new inspector.Session() : null;
+  if (session) {
+    session.connect();
+    await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  }
+  let timedLines = 0;
   for (let round = 0; round < Number(args.rounds); round++) {
     const until = performance.now() + Number(args.seconds) * 1000;
     const cpu = process.cpuUsage();
@@ -105,7 +118,14 @@ try {
     }
     const wall = performance.now() - t0;
     const used = process.cpuUsage(cpu);
+    timedLines += lines;
     console.log(`round ${round}: ${lines.toLocaleString('en-US')} lines, ${((wall * 1e6) / lines).toFixed(0)} ns/line wall, ${(((used.user + used.system) * 1e3) / lines).toFixed(0)} ns/line CPU`);
+  }
+  if (session) {
+    const { profile } = await session.post('HeapProfiler.stopSampling');
+    fs.writeFileSync(args['alloc-profile']!, JSON.stringify(profile));
+    printAllocationSites(profile, 25, { count: timedLines, unit: 'line' });
+    session.disconnect();
   }
   if (args['heap-snapshot']) {
     // What stays live with every stat's state filled in (the window before the next take()).
@@ -120,3 +140,4 @@ try {
   fs.rmSync(walDir, { recursive: true, force: true });
   await tdb.drop();
 }
+
