@@ -6,12 +6,7 @@
 import path from 'node:path';
 import type inspector from 'node:inspector';
 
-export interface AllocationSite {
-  site: string;
-  bytes: number;
-}
-
-export function allocationSites(profile: inspector.HeapProfiler.SamplingHeapProfile): { total: number; sites: AllocationSite[] } {
+function allocationSites(profile: inspector.HeapProfiler.SamplingHeapProfile): { total: number; sites: { site: string; bytes: number }[] } {
   const bySite = new Map<string, number>();
   let total = 0;
   const walk = (node: inspector.HeapProfiler.SamplingHeapProfileNode, caller: string): void => {

@@ -21,6 +21,8 @@
  *
  * Options: --duration=3 --stats=100000 --server-cpu=0 --load-cpu=1 --servers=bare,etsy,osprey
  *          --packing=1,20 --tcp=true --cpu-prof=DIR (Osprey's .cpuprofile) --keep
+ *          --alloc-profile=DIR (Osprey's .heapprofile: every allocation sampled, collected ones too;
+ *          scripts/bench/alloc-sampler.mjs; profile-summary.ts prints it)
  *          --udp-recv-buffer=BYTES (Osprey's STATSD_UDP_RECV_BUFFER; default: the system's)
  *          --threads (per step, above its line: each server thread's run time, runnable wait and slices)
  * Environment: OSPREY_NODE_ARGS (space-separated) goes on Osprey's node command line, e.g.
@@ -56,6 +58,7 @@ const SERVERS = (args.get('servers') ?? 'bare,etsy,osprey').split(',');
 const PACKING = (args.get('packing') ?? '1,20').split(',').filter(Boolean).map(Number);
 const TCP = args.get('tcp') !== 'false';
 const CPU_PROF = args.get('cpu-prof');
+const ALLOC_PROF = args.get('alloc-profile');
 const RECV_BUFFER = args.get('udp-recv-buffer');
 const THREADS = args.get('threads') === 'true';
 const MAX_LOSS = 0.001;
@@ -190,7 +193,11 @@ async function startEtsy(dir: string): Promise<Server> {
 async function startOsprey(databaseUrl: string, accountId: number, dir: string): Promise<Server & { ops: number; metrics(): Promise<string> }> {
   const port = await freePort();
   const ops = await freePort();
-  const prof = [...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF)}`] : []), ...(process.env.OSPREY_NODE_ARGS ?? '').split(' ').filter(Boolean)];
+  const prof = [
+    ...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF)}`] : []),
+    ...(ALLOC_PROF ? ['--import', path.join(root, 'scripts/bench/alloc-sampler.mjs')] : []),
+    ...(process.env.OSPREY_NODE_ARGS ?? '').split(' ').filter(Boolean),
+  ];
   // As production runs it: the release build (tsc's JavaScript, no tsx loader thread or
   // transform cache in the process, whose memory the peak RSS would otherwise count).
   const release = await buildRelease({ root, outDir: path.join(dir, 'release'), tarball: false, link: true });
@@ -213,6 +220,7 @@ async function startOsprey(databaseUrl: string, accountId: number, dir: string):
     // its own write-ahead log (on, as by default), not the checkout's .data/wal
     WAL_ROOT: path.join(dir, 'wal'),
     ...(RECV_BUFFER ? { STATSD_UDP_RECV_BUFFER: RECV_BUFFER } : {}),
+    ...(ALLOC_PROF ? { ALLOC_PROFILE_DIR: path.resolve(ALLOC_PROF) } : {}),
   });
   child.stdout!.on('data', (d) => process.stderr.write(`[osprey] ${d}`));
   child.stderr!.on('data', (d) => process.stderr.write(`[osprey] ${d}`));

@@ -1,10 +1,13 @@
 /**
  * Prints where a .cpuprofile (node --cpu-prof) spent its time: self time per function
- * and per package, the top N. Usage: tsx scripts/bench/profile-summary.ts FILE [N] [--skip=S] [--last=S]
+ * and per package, the top N; or, for a .heapprofile (bench:ingest --alloc-profile,
+ * pipeline.ts --alloc-profile), the N sites that allocated most bytes.
+ * Usage: tsx scripts/bench/profile-summary.ts FILE [N] [--skip=S] [--last=S]
  *   --skip=S  leave out the first S seconds (start-up, warm-up)
  *   --last=S  only the last S seconds before the profile ended (the phase run last)
  */
 import { readFileSync } from 'node:fs';
+import { printAllocationSites } from './heap-profile.js';
 
 interface Node {
   id: number;
@@ -15,6 +18,10 @@ const positional = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const flag = (name: string) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? NaN);
 const file = positional[0];
 const top = Number(positional[1] ?? 30);
+if (file.endsWith('.heapprofile')) {
+  printAllocationSites(JSON.parse(readFileSync(file, 'utf8')), top);
+  process.exit(0);
+}
 const prof = JSON.parse(readFileSync(file, 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number };
 const byId = new Map(prof.nodes.map((n) => [n.id, n]));
 const self = new Map<number, number>();
