@@ -28,6 +28,8 @@ export interface RunningProcess {
   index: number;
   child: ChildProcess;
   exited: Promise<number | null>;
+  /** The last OUTPUT_TAIL bytes of its stdout and stderr when the stack's stdio is 'pipe', else ''. */
+  output(): string;
 }
 
 export interface Stack {
@@ -44,7 +46,12 @@ export interface Stack {
   spawnReplica(service: string): RunningProcess;
   /** Starts a replica again in the place of one that exited: same index, same WAL_DIR. */
   restart(p: RunningProcess): RunningProcess;
+  /** Every process's kept output (stdio 'pipe'), headed by its name: for a failing test's message. */
+  tail(): string;
 }
+
+/** How much of each process's output a 'pipe' stack keeps (its last bytes). */
+const OUTPUT_TAIL = 16 * 1024;
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 
@@ -62,7 +69,7 @@ export async function startStack(opts: {
   /** Fixed public ports by service name; others get free ports. */
   ports?: Record<string, number>;
   env?: Record<string, string>;
-  /** Where child output goes: inherit (npm start) or ignore/pipe (tests). */
+  /** Where child output goes: inherit (npm start), ignore, or pipe (tests: the last bytes are kept, see tail()). */
   stdio?: 'inherit' | 'ignore' | 'pipe';
 }): Promise<Stack> {
   const serviceToken = randomBytes(24).toString('base64url');
@@ -98,7 +105,14 @@ export async function startStack(opts: {
       stdio: opts.stdio ?? 'ignore',
     });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const p = { service: spec.name, index, child, exited };
+    let kept = '';
+    const keep = (b: Buffer) => {
+      kept += b.toString('utf8');
+      if (kept.length > 2 * OUTPUT_TAIL) kept = kept.slice(-OUTPUT_TAIL);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    const p = { service: spec.name, index, child, exited, output: () => kept.slice(-OUTPUT_TAIL) };
     processes.push(p);
     return p;
   };
@@ -122,6 +136,14 @@ export async function startStack(opts: {
       const spec = opts.services.find((s) => s.name === p.service)!;
       if (p.child.exitCode === null && p.child.signalCode === null) throw new Error(`${p.service}-${p.index} is still running`);
       return spawnOne(spec, p.index);
+    },
+    tail() {
+      return processes
+        .map((p) => {
+          const how = p.child.exitCode !== null ? `exited ${p.child.exitCode}` : p.child.signalCode ? `killed by ${p.child.signalCode}` : 'running';
+          return `--- ${p.service}-${p.index} (pid ${p.child.pid}, ${how}) ---\n${p.output() || '(no output kept)\n'}`;
+        })
+        .join('');
     },
     async ready(timeoutMs = 60_000) {
       const conn = await mysql.createConnection({ uri: opts.databaseUrl });

@@ -57,7 +57,16 @@ export interface SoakResult {
   exitCodes: (number | null)[];
   sendMs: number;
   totalMs: number;
+  /** The replicas' last output (empty when their stdio was inherited): shown by formatSoak on a failure. */
+  output: string;
 }
+
+/**
+ * The soak's waits, each a bound and not a measurement. Together (with the send, seconds)
+ * they stay under the 180 s of soak.stack.test.ts, so a stuck stage fails with its own
+ * message and the replicas' output rather than as the test's timeout.
+ */
+const WAIT_MS = { ready: 45_000, bind: 20_000, udp: 20_000, stop: 40_000 } as const;
 
 const STATS = { counter: 8, timer: 4, gauge: 3, delta: 3, set: 4 } as const;
 const RATES = [1, 1, 0.5, 0.25, 0.125];
@@ -126,7 +135,7 @@ function exactQuantile(sorted: number[], q: number): number {
   return sorted[Math.floor(q * (sorted.length - 1))]!;
 }
 
-export async function runSoak(opts: { lines: number; seed?: number; log?: (s: string) => void; stdio?: 'inherit' | 'ignore' }): Promise<SoakResult> {
+export async function runSoak(opts: { lines: number; seed?: number; log?: (s: string) => void; stdio?: 'inherit' | 'pipe' }): Promise<SoakResult> {
   const log = opts.log ?? (() => {});
   const seed = opts.seed ?? (Date.now() % 2 ** 31);
   seedState = seed;
@@ -151,7 +160,7 @@ export async function runSoak(opts: { lines: number; seed?: number; log?: (s: st
     }
     stack = await startStack({
       databaseUrl: tdb.url,
-      stdio: opts.stdio ?? 'ignore',
+      stdio: opts.stdio ?? 'pipe',
       env: { HEARTBEAT_MS: '300', STATSD_AUTH: 'token', FLUSH_INTERVAL_MS: '1000', STATSD_UDP_HOST: '127.0.0.1', STATSD_TCP_HOST: '127.0.0.1', STATSD_BIND_RETRY_MS: '100' },
       services: reps.map((r) => ({
         name: 'ingest',
@@ -161,7 +170,7 @@ export async function runSoak(opts: { lines: number; seed?: number; log?: (s: st
       })),
     });
     const st = stack;
-    await st.ready(120_000);
+    await st.ready(WAIT_MS.ready);
     await until(
       'both replicas to bind udp, tcp and unix',
       async () => {
@@ -171,7 +180,7 @@ export async function runSoak(opts: { lines: number; seed?: number; log?: (s: st
         }
         return true;
       },
-      60_000,
+      WAIT_MS.bind,
       // Which listener of which replica is not bound (its address taken by another process
       // between freePort() and the bind, say), from each replica's osprey_statsd_listener_bound.
       async () => {
@@ -316,7 +325,7 @@ export async function runSoak(opts: { lines: number; seed?: number; log?: (s: st
     };
     // Wait (a bound, not a measurement) until the UDP listeners have read what was sent, or
     // give up and let the comparison show what was lost.
-    await until('udp lines to arrive', async () => (await udpLinesSeen()) >= sent.udp, 30_000).catch((e: Error) => log(e.message));
+    await until('udp lines to arrive', async () => (await udpLinesSeen()) >= sent.udp, WAIT_MS.udp).catch((e: Error) => log(e.message));
 
     // Absolute gauges: each one's final value last, after a pause, so it is the latest by
     // time whichever replica got the earlier values (the README's rule: last by time).
@@ -359,7 +368,8 @@ export async function runSoak(opts: { lines: number; seed?: number; log?: (s: st
     }
     const kernelUdpRcvbufErrors = udpRcvbufErrors() - kernel0;
 
-    await st.stop(60_000);
+    await st.stop(WAIT_MS.stop);
+    const output = st.tail();
     const exitCodes = await Promise.all(st.processes.map((p) => p.exited));
     stack = undefined;
 
@@ -440,7 +450,12 @@ export async function runSoak(opts: { lines: number; seed?: number; log?: (s: st
       }
     }
     out.sort((a, b) => (a.transport + a.stat + a.check).localeCompare(b.transport + b.stat + b.check));
-    return { seed, lines: sent, rows: out, mismatches: out.filter((r) => !r.ok), listener, kernelUdpRcvbufErrors, exitCodes, sendMs, totalMs: Date.now() - t0 };
+    return { seed, lines: sent, rows: out, mismatches: out.filter((r) => !r.ok), listener, kernelUdpRcvbufErrors, exitCodes, sendMs, totalMs: Date.now() - t0, output };
+  } catch (err) {
+    // A stage that failed (not ready, not bound, a scrape refused): say so with what the
+    // replicas printed, which is otherwise not kept.
+    if (stack && err instanceof Error) err.message += `\n${stack.tail()}`;
+    throw err;
   } finally {
     await stack?.stop(30_000).catch(() => {});
     await tdb.drop().catch(() => {});
@@ -472,5 +487,6 @@ export function formatSoak(r: SoakResult): string {
   }
   for (const m of r.mismatches) lines.push(`MISMATCH ${m.transport} ${m.stat} ${m.check}: ledger ${m.expected}, mysql ${m.actual}`);
   lines.push(r.mismatches.length === 0 ? 'ledger and MySQL agree' : `${r.mismatches.length} mismatches`);
+  if ((r.mismatches.length > 0 || r.exitCodes.some((c) => c !== 0)) && r.output) lines.push('', 'replica output:', r.output);
   return lines.join('\n');
 }
