@@ -64,39 +64,73 @@ function mergeSketches(format: SketchFormat, a: Uint8Array, b: Uint8Array): Buff
 
 /**
  * Rolls minute rows (sorted by key) up into rows of `seconds` (3600, 86400): the upsert's
- * rules, in memory. A row alone in its hour (or day), the usual case, is passed on as it is,
- * its bucket still the minute's (the upsert floors it); only rows that share one are merged
- * into a copy. Sorted by key, as its input.
+ * rules, in memory, for the buckets several minute rows share (rows alone in their hour or
+ * day, the usual case, are staged once for all tables: see stageRows). Sorted by key.
  */
-function rollUpSorted(minutes: readonly RollupRow[], seconds: number): RollupRow[] {
+function mergedRows(minutes: readonly RollupRow[], seconds: number): RollupRow[] {
   const out: RollupRow[] = [];
-  let last: RollupRow | null = null;
-  let lastBucket = -1;
-  let copied = false;
-  for (const m of minutes) {
-    const bucket = Math.floor(m.bucket / seconds) * seconds;
-    if (last === null || last.statId !== m.statId || lastBucket !== bucket) {
-      out.push((last = m));
-      lastBucket = bucket;
-      copied = false;
-      continue;
+  const n = minutes.length;
+  for (let i = 0; i < n; ) {
+    const first = minutes[i];
+    const bucket = Math.floor(first.bucket / seconds) * seconds;
+    let j = i + 1;
+    while (j < n && minutes[j].statId === first.statId && Math.floor(minutes[j].bucket / seconds) * seconds === bucket) j++;
+    if (j - i > 1) {
+      const r = rowOf({ ...first, bucket }, first.format, null);
+      for (let k = i + 1; k < j; k++) {
+        const m = minutes[k];
+        r.count += m.count;
+        r.sum += m.sum;
+        if (m.min < r.min) r.min = m.min;
+        if (m.max > r.max) r.max = m.max;
+        r.sumsq += m.sumsq;
+        if (m.lastTime > r.lastTime || (m.lastTime === r.lastTime && m.lastValue > r.lastValue)) {
+          r.lastTime = m.lastTime;
+          r.lastValue = m.lastValue;
+        }
+      }
+      out.push(r);
     }
-    if (!copied) {
-      out[out.length - 1] = last = rowOf({ ...last, bucket }, last.format, null);
-      copied = true;
-    }
-    const r = last;
-    r.count += m.count;
-    r.sum += m.sum;
-    if (m.min < r.min) r.min = m.min;
-    if (m.max > r.max) r.max = m.max;
-    r.sumsq += m.sumsq;
-    if (m.lastTime > r.lastTime || (m.lastTime === r.lastTime && m.lastValue > r.lastValue)) {
-      r.lastTime = m.lastTime;
-      r.lastValue = m.lastValue;
-    }
+    i = j;
   }
   return out;
+}
+
+/** Which tables a staged row goes to (flush_rows.levels), one bit per entry of TABLES. */
+const LEVEL_BITS = [1, 2, 4] as const;
+
+/**
+ * A flush's rows as staged in flush_rows: every minute row once, with the bits of the tables
+ * it goes to as it is (always 1m; 1h and 1d when no other minute row of its stat shares its
+ * hour, its day), and a merged row per hour or day that several minute rows share. So the
+ * numbers cross to MariaDB once, not once per table. `perTable` counts each table's rows.
+ */
+export function stageRows(minutes: readonly RollupRow[]): { rows: RollupRow[]; levels: number[]; perTable: number[] } {
+  const rows: RollupRow[] = minutes.slice();
+  const levels: number[] = new Array<number>(minutes.length);
+  const perTable = [minutes.length, 0, 0];
+  const n = minutes.length;
+  const shares = (i: number, k: number, seconds: number) =>
+    k >= 0 && k < n && minutes[k].statId === minutes[i].statId && Math.floor(minutes[k].bucket / seconds) === Math.floor(minutes[i].bucket / seconds);
+  for (let i = 0; i < n; i++) {
+    let l = LEVEL_BITS[0];
+    for (let t = 1; t < TABLES.length; t++) {
+      const sec = TABLES[t].seconds;
+      if (!shares(i, i - 1, sec) && !shares(i, i + 1, sec)) {
+        l |= LEVEL_BITS[t];
+        perTable[t]++;
+      }
+    }
+    levels[i] = l;
+  }
+  for (let t = 1; t < TABLES.length; t++) {
+    for (const r of mergedRows(minutes, TABLES[t].seconds)) {
+      rows.push(r);
+      levels.push(LEVEL_BITS[t]);
+      perTable[t]++;
+    }
+  }
+  return { rows, levels, perTable };
 }
 
 /** Sketch parts of minutes, merged per row of a table with buckets of `seconds`. */
@@ -218,12 +252,40 @@ function insertFlat(conn: PoolConnection, head: string, tail: string, cols: numb
   }, onDuplicate);
 }
 
-/** Upserts rows into a table of `seconds` buckets (each row's bucket floored to one). */
-function upsertNumeric(conn: PoolConnection, table: string, seconds: number, rows: readonly RollupRow[]): Promise<void> {
-  return insertRows(conn, `INSERT INTO ${table} (${COLUMNS})`, UPSERT_TAIL, 9, rows.length, (i, out) => {
+/**
+ * The flusher's connection's staging table: a flush's rows, written once (stageRows) and
+ * upserted from here into each rollup table. Its columns are named apart from the rollups'
+ * so the upsert's unqualified names are the target's. Temporary (per connection, created on
+ * first use) and InnoDB (no size limit, rolled back with the flush's transaction).
+ */
+const STAGE_DDL = `CREATE TEMPORARY TABLE IF NOT EXISTS flush_rows (
+  stat_id INT UNSIGNED NOT NULL, bucket INT UNSIGNED NOT NULL, levels TINYINT UNSIGNED NOT NULL,
+  c DOUBLE NOT NULL, s DOUBLE NOT NULL, mn DOUBLE NOT NULL, mx DOUBLE NOT NULL, sq DOUBLE NOT NULL,
+  lv DOUBLE NOT NULL, lt BIGINT UNSIGNED NOT NULL,
+  PRIMARY KEY (stat_id, bucket, levels)
+) ENGINE=InnoDB`;
+
+/** Makes the staging table empty (before the flush's transaction: TRUNCATE is DDL). */
+async function emptyStage(conn: PoolConnection): Promise<void> {
+  await conn.query(STAGE_DDL);
+  await conn.query('TRUNCATE TABLE flush_rows');
+}
+
+/** Writes the staged rows, inside the flush's transaction. */
+function fillStage(conn: PoolConnection, staged: { rows: readonly RollupRow[]; levels: readonly number[] }): Promise<void> {
+  const { rows, levels } = staged;
+  return insertRows(conn, 'INSERT INTO flush_rows (stat_id, bucket, levels, c, s, mn, mx, sq, lv, lt)', '', 10, rows.length, (i, out) => {
     const r = rows[i];
-    out.push(r.statId, Math.floor(r.bucket / seconds) * seconds, r.count, r.sum, r.min, r.max, r.sumsq, r.lastValue, r.lastTime);
+    out.push(r.statId, r.bucket, levels[i], r.count, r.sum, r.min, r.max, r.sumsq, r.lastValue, r.lastTime);
   });
+}
+
+/** Upserts the staged rows of table `t` (an index of TABLES), each bucket floored to the table's, in key order. */
+async function upsertStaged(conn: PoolConnection, t: number): Promise<void> {
+  const { table, seconds } = TABLES[t];
+  await conn.query(
+    `INSERT INTO ${table} (${COLUMNS}) SELECT stat_id, bucket - bucket % ${seconds}, c, s, mn, mx, sq, lv, lt FROM flush_rows WHERE levels & ${LEVEL_BITS[t]} ORDER BY stat_id, bucket ${UPSERT_TAIL}`,
+  );
 }
 
 /**
@@ -505,6 +567,7 @@ export class RollupFlusher {
   private async write(flush: PendingFlush): Promise<boolean> {
     const conn: PoolConnection = await this.pool.getConnection();
     try {
+      await emptyStage(conn);
       await conn.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
       await conn.beginTransaction();
       const [res] = await conn.query<ResultSetHeader>(
@@ -522,12 +585,13 @@ export class RollupFlusher {
       const folded = await this.stagePending(conn, sketched);
       // Sorted by key so concurrent flushes from two replicas lock rows in the same order
       // and cannot deadlock each other (the hour and day rows keep that order).
-      const sortedMinutes = minutes.slice().sort(byKey);
-      for (const { table, seconds } of TABLES) {
-        const rows = seconds === 60 ? sortedMinutes : rollUpSorted(sortedMinutes, seconds);
-        await upsertNumeric(conn, table, seconds, rows);
+      const staged = stageRows(minutes.slice().sort(byKey));
+      await fillStage(conn, staged);
+      for (let t = 0; t < TABLES.length; t++) {
+        const { table, seconds } = TABLES[t];
+        await upsertStaged(conn, t);
         if (folded.length > 0) await applySketches(conn, table, partsFor(folded, seconds));
-        this.flushedRows.inc({ table }, rows.length);
+        this.flushedRows.inc({ table }, staged.perTable[t]);
       }
       await conn.commit();
       if (folded.length > 0) this.folded.inc({ by: 'flush' }, folded.length);
