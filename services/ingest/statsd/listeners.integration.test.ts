@@ -379,14 +379,16 @@ describe('the UDP queue', () => {
     const r = await start({ STATSD_TCP: false, STATSD_UNIX: false, STATSD_MGMT: false, STATSD_UDP_QUEUE_BYTES: QUEUE });
     const port = r.statsd.udp!.address()!.port;
     const sock = (await import('node:dgram')).createSocket('udp4');
-    // 40,000 datagrams of ~150 bytes (6 MB, more than the queue), paced so the parsing thread keeps up.
+    // 40,000 datagrams of ~150 bytes (6 MB, more than the queue), 100 at a time, each hundred
+    // sent once the listener has parsed the one before: paced by the listener, not by a clock
+    // (a fixed pause lost datagrams in the kernel once, on a machine busy with other tests).
     const N = 40_000;
     const datagram = Buffer.from('reuse:1|c|x' + 'p'.repeat(140));
-    for (let i = 0; i < N; i += 100) {
-      for (let k = 0; k < 100; k++) sock.send(datagram, port, '127.0.0.1');
-      await new Promise((res) => setTimeout(res, 5));
-    }
     const st = r.statsd.udp!.stats;
+    for (let i = 0; i < N; i += 100) {
+      await waitFor('the previous hundred datagrams', () => st.lines >= i);
+      for (let k = 0; k < 100; k++) sock.send(datagram, port, '127.0.0.1');
+    }
     await waitFor('every datagram', () => st.lines === N);
     sock.close();
     expect(st.packetsDropped + st.kernelDrops()).toBe(0);
