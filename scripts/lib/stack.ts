@@ -104,7 +104,8 @@ export async function startStack(opts: {
       env,
       stdio: opts.stdio ?? 'ignore',
     });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    // 'close', not 'exit': with stdio 'pipe' the output is complete by then.
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
     let kept = '';
     const keep = (b: Buffer) => {
       kept += b.toString('utf8');

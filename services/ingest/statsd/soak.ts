@@ -369,8 +369,8 @@ export async function runSoak(opts: { lines: number; seed?: number; log?: (s: st
     const kernelUdpRcvbufErrors = udpRcvbufErrors() - kernel0;
 
     await st.stop(WAIT_MS.stop);
-    const output = st.tail();
     const exitCodes = await Promise.all(st.processes.map((p) => p.exited));
+    const output = st.tail();
     stack = undefined;
 
     // MySQL against the ledger.
