@@ -1,6 +1,9 @@
 /**
  * Durable acceptance: every sample ingest takes is written to the write-ahead log before it
- * is acknowledged, and what a flush committed to MySQL is never replayed.
+ * is acknowledged, and what a flush committed to MySQL is never replayed. `accepted()` is
+ * what an acknowledgement waits for: by default the log's write (the page cache: a crash of
+ * the process loses nothing, a crash of the machine at most the last UNAWAITED_SYNC_MS, as
+ * for statsd lines); with `WAL_SYNC=ack` its fdatasync too.
  *
  * Log records:
  *   SAMPLES     the samples taken in one tick, in order (see the entry format below)
@@ -38,6 +41,12 @@
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import type { BucketCache } from './aggregator.js';
 import { WalFullError, type WriteAheadLog } from './wal.js';
+
+/**
+ * What an acknowledgement waits for: 'interval', the log's write (fdatasync within
+ * UNAWAITED_SYNC_MS); 'ack', the write and its fdatasync (group commit).
+ */
+export type WalSync = 'interval' | 'ack';
 
 export const REC_SAMPLES = 1;
 export const REC_FLUSH = 2;
@@ -86,6 +95,8 @@ export class DurableRecorder implements SampleTarget {
     private readonly target: SampleTarget,
     /** Refuse new samples once this many log bytes wait for MySQL. */
     private readonly budgetBytes: number,
+    /** 'ack': accepted() waits for the fdatasync, not only the write (WAL_SYNC). */
+    private readonly sync: WalSync = 'interval',
   ) {
     this.confirmed = wal.start;
   }
@@ -170,6 +181,12 @@ export class DurableRecorder implements SampleTarget {
   durable(): Promise<void> {
     this.seal();
     return this.wal.durable();
+  }
+
+  /** Resolves when every sample recorded so far may be acknowledged: in the log's file, and on disk with WAL_SYNC=ack. */
+  accepted(): Promise<void> {
+    this.seal();
+    return this.sync === 'ack' ? this.wal.durable() : this.wal.written();
   }
 
   /** Writes what is recorded, then closes the log. */

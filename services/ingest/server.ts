@@ -42,7 +42,7 @@ export async function build(deps: IngestDeps): Promise<IngestReplica> {
   let recorder: DurableRecorder | undefined;
   if (walConfig) {
     const wal = await WriteAheadLog.open(walConfig.dir, { segmentBytes: walConfig.segmentBytes });
-    recorder = new DurableRecorder(wal, aggregator, walConfig.maxBytes);
+    recorder = new DurableRecorder(wal, aggregator, walConfig.maxBytes, walConfig.sync);
     for (let attempt = 1; ; attempt++) {
       try {
         const r = await recorder.recover(deps.database.pool);

@@ -1,3 +1,4 @@
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -79,6 +80,80 @@ describe('WriteAheadLog', () => {
     for (let i = 0; i < 500 && (await written(file)).length < wal.end; i++) await new Promise((r) => setTimeout(r, 10));
     expect((await written(file)).length).toBe(wal.end);
     await wal.close();
+  });
+
+  it('answers written() once records are in the file, before their fdatasync, which follows within UNAWAITED_SYNC_MS', async () => {
+    const syncs = countSyncs();
+    try {
+      const dir = await tempDir();
+      const wal = await fillsDone(await WriteAheadLog.open(dir));
+      const before = syncs.count;
+      wal.append(1, Buffer.from('acknowledged'));
+      await wal.written();
+      const file = path.join(dir, '0000000000000000.wal');
+      expect((await written(file)).length).toBe(wal.end);
+      expect(syncs.count).toBe(before);
+      for (let i = 0; i < 100 && syncs.count === before; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(syncs.count).toBe(before + 1);
+      // durable() syncs before it answers.
+      wal.append(1, Buffer.from('synced'));
+      await wal.durable();
+      expect(syncs.count).toBe(before + 2);
+      await wal.close();
+    } finally {
+      syncs.restore();
+    }
+  });
+
+  it('lets written() through while the scheduled fdatasync runs, and holds durable() until that sync is done', async () => {
+    const syncs = countSyncs();
+    try {
+      const dir = await tempDir();
+      const wal = await fillsDone(await WriteAheadLog.open(dir));
+      wal.append(1, Buffer.from('first'));
+      await wal.written();
+      syncs.hold = true;
+      for (let i = 0; i < 100 && syncs.held.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(syncs.held).toHaveLength(1); // the scheduled sync, now stuck on the "disk"
+      let durable = false;
+      const d = wal.durable().then(() => (durable = true));
+      wal.append(1, Buffer.from('second'));
+      await wal.written();
+      expect((await written(path.join(dir, '0000000000000000.wal'))).length).toBe(wal.end);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(durable).toBe(false);
+      syncs.hold = false;
+      syncs.release();
+      await d;
+      // 'second' was written after the held sync began: durable() synced again for it.
+      expect(syncs.count).toBeGreaterThanOrEqual(2);
+      await wal.close();
+    } finally {
+      syncs.restore();
+    }
+  });
+
+  it('refuses everything once a scheduled fdatasync fails', async () => {
+    const syncs = countSyncs();
+    try {
+      const dir = await tempDir();
+      const wal = await WriteAheadLog.open(dir);
+      syncs.fail = true;
+      wal.append(1, Buffer.from('doomed'));
+      await wal.written();
+      let refused: unknown;
+      for (let i = 0; i < 100 && !refused; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+        await wal.written().catch((err) => (refused = err));
+      }
+      expect(String(refused)).toMatch(/write-ahead log write failed: EIO/);
+      expect(() => wal.append(1, Buffer.from('more'))).toThrow(/write-ahead log write failed/);
+      await expect(wal.durable()).rejects.toThrow(/EIO/);
+      syncs.fail = false;
+      await wal.close();
+    } finally {
+      syncs.restore();
+    }
   });
 
   it('cuts a torn or corrupt tail and goes on after the last good record', async () => {
@@ -255,6 +330,44 @@ class Collect implements SampleTarget {
   }
 }
 
+/** The log once its zero fills ahead of the records (each with an fdatasync of its own) are done. */
+async function fillsDone(wal: WriteAheadLog): Promise<WriteAheadLog> {
+  await (wal as unknown as { zeroFillsDone(): Promise<void> }).zeroFillsDone();
+  return wal;
+}
+
+/**
+ * Counts the log's fdatasync calls (wal.ts calls them through the `node:fs` default export);
+ * `hold` keeps their callbacks until release(), `fail` answers them EIO.
+ */
+function countSyncs() {
+  const real = fsSync.fdatasync;
+  const state = {
+    count: 0,
+    hold: false,
+    fail: false,
+    held: [] as (() => void)[],
+    release() {
+      for (const go of state.held.splice(0)) go();
+    },
+    restore() {
+      state.release();
+      fsSync.fdatasync = real;
+    },
+  };
+  fsSync.fdatasync = ((fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
+    state.count++;
+    if (state.fail) {
+      const err = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+      setImmediate(() => cb(err));
+      return;
+    }
+    if (state.hold) state.held.push(() => real(fd, cb));
+    else real(fd, cb);
+  }) as typeof fsSync.fdatasync;
+  return state;
+}
+
 describe('DurableRecorder', () => {
   let tdb: TestDatabase;
   beforeAll(async () => {
@@ -317,6 +430,30 @@ describe('DurableRecorder', () => {
     expect(again.fromLsn).toBe(cut2);
     expect(target.calls).toHaveLength(3);
     await wal.close();
+  });
+
+  it('answers accepted() after the write by default, and after the fdatasync with WAL_SYNC=ack', async () => {
+    const syncs = countSyncs();
+    try {
+      for (const mode of ['interval', 'ack'] as const) {
+        const dir = await tempDir();
+        const wal = await fillsDone(await WriteAheadLog.open(dir));
+        const rec = new DurableRecorder(wal, new Collect(), 1 << 30, mode);
+        syncs.hold = true;
+        rec.add(1, 1_790_000_000_000, 1);
+        let accepted = false;
+        const a = rec.accepted().then(() => (accepted = true));
+        await new Promise((r) => setTimeout(r, 20));
+        expect(accepted).toBe(mode === 'interval');
+        syncs.hold = false;
+        syncs.release();
+        await a;
+        expect((await written(path.join(dir, '0000000000000000.wal'))).length).toBe(wal.end);
+        await wal.close();
+      }
+    } finally {
+      syncs.restore();
+    }
   });
 
   it('refuses samples beyond its budget until a flush commits', async () => {

@@ -5,7 +5,9 @@
  * is running, the batch goes out at once (write + fdatasync); while one runs, new records
  * wait and leave together when it returns. So a lone record pays one fsync and a flood pays
  * one fsync per batch. `durable()` resolves when everything appended before the call is on
- * disk.
+ * disk; `written()` when it is in the file (the page cache: a crash of the process loses
+ * none of it), with the fdatasync to follow within UNAWAITED_SYNC_MS like any record that
+ * nobody awaits durably.
  *
  * Records nobody waits for (statsd samples: UDP has no acknowledgement) are written at once,
  * into the page cache, so a crash of the process loses none of them, but the fdatasync that
@@ -90,9 +92,15 @@ export class WriteAheadLog {
   private readonly backlogBytes: number;
   /** Called once the backlog is under backlogBytes again (see onceRelieved). */
   private relief: (() => void)[] = [];
+  /** Wait for the next write and its fdatasync. */
   private waiters: (() => void)[] = [];
+  /** Wait for the next write only (written()). */
+  private writeWaiters: (() => void)[] = [];
+  /** Everyone's, waiters' and writeWaiters'. */
   private failures: ((err: Error) => void)[] = [];
   private writing: Promise<void> | undefined;
+  /** The scheduled fdatasync while it runs (syncInBackground). */
+  private syncing: Promise<void> | undefined;
   private scheduled = false;
   /** Written since the last fdatasync. */
   private unsynced = false;
@@ -232,9 +240,25 @@ export class WriteAheadLog {
   /** Resolves when everything appended so far is on disk; rejects if the disk failed. */
   durable(): Promise<void> {
     if (this.broken) return Promise.reject(this.broken);
-    if (this.queue.length === 0 && !this.writing && !this.unsynced) return Promise.resolve();
+    if (this.queue.length === 0 && !this.writing && !this.unsynced && !this.syncing) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       this.waiters.push(resolve);
+      this.failures.push(reject);
+      if (!this.writing) this.kick();
+    });
+  }
+
+  /**
+   * Resolves when everything appended so far is written to the file (so a crash of the
+   * process loses none of it), without waiting for its fdatasync, which follows within
+   * UNAWAITED_SYNC_MS (or with the next durable()); rejects if the disk failed.
+   */
+  written(): Promise<void> {
+    if (this.broken) return Promise.reject(this.broken);
+    // A running batch may hold records appended before this call: wait for the next one.
+    if (this.queue.length === 0 && !this.writing) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.writeWaiters.push(resolve);
       this.failures.push(reject);
       if (!this.writing) this.kick();
     });
@@ -255,6 +279,7 @@ export class WriteAheadLog {
     this.closed = true;
     this.relieve();
     await this.zeroFillsDone();
+    await this.syncing;
     clearTimeout(this.syncTimer);
     fs.closeSync(this.fd);
     await fsp.rm(path.join(this.dir, LOCK), { force: true });
@@ -264,7 +289,7 @@ export class WriteAheadLog {
     this.writing = this.writeBatch().finally(() => {
       this.writing = undefined;
       this.writingBytes = 0;
-      if (!this.broken && !this.closed && (this.queue.length > 0 || this.waiters.length > 0)) this.kick();
+      if (!this.broken && !this.closed && (this.queue.length > 0 || this.waiters.length > 0 || this.writeWaiters.length > 0)) this.kick();
       this.relieve();
     });
   }
@@ -273,11 +298,13 @@ export class WriteAheadLog {
     const frames = this.queue;
     const bytes = this.queuedBytes;
     const waiters = this.waiters;
+    const writeWaiters = this.writeWaiters;
     const failures = this.failures;
     this.queue = [];
     this.queuedBytes = 0;
     this.writingBytes = bytes;
     this.waiters = [];
+    this.writeWaiters = [];
     this.failures = [];
     try {
       if (bytes > 0 && this.segmentSize >= this.segmentBytes) await this.rotate(this.nextLsn - bytes);
@@ -293,26 +320,60 @@ export class WriteAheadLog {
         if (!this.noSync) this.unsynced = true;
         this.zeroAhead();
       }
-      if (this.unsynced) {
-        if (waiters.length > 0) {
-          this.unsynced = false;
-          await new Promise<void>((resolve, reject) => fs.fdatasync(this.fd, (err) => (err ? reject(err) : resolve())));
-        } else if (this.syncTimer === undefined) {
-          this.syncTimer = setTimeout(() => {
-            this.syncTimer = undefined;
-            if (!this.closed && !this.broken) this.durable().catch(() => {});
-          }, UNAWAITED_SYNC_MS);
-          this.syncTimer.unref();
-        }
-      }
+      for (const w of writeWaiters) w();
+      if (waiters.length > 0 && this.unsynced) {
+        this.unsynced = false;
+        await new Promise<void>((resolve, reject) => fs.fdatasync(this.fd, (err) => (err ? reject(err) : resolve())));
+      } else if (waiters.length > 0 && this.syncing) {
+        // Everything written is carried by the scheduled sync that is running: its end
+        // answers them, and the writes behind them need not wait for it.
+        void this.syncing.then(() => {
+          if (this.broken) for (const f of failures) f(this.broken);
+          else for (const w of waiters) w();
+        });
+        return;
+      } else if (this.unsynced) this.scheduleSync();
       for (const w of waiters) w();
     } catch (err) {
-      // A failed write leaves the file in an unknown state: nothing more is accepted.
-      this.broken = new Error(`write-ahead log write failed: ${(err as Error).message}`);
-      for (const f of failures) f(this.broken);
-      for (const f of this.failures.splice(0)) f(this.broken);
-      this.waiters = [];
+      for (const f of failures) f(this.fail(err as Error));
     }
+  }
+
+  /** A failed write or sync leaves the file in an unknown state: nothing more is accepted. */
+  private fail(err: Error): Error {
+    this.broken ??= new Error(`write-ahead log write failed: ${err.message}`);
+    for (const f of this.failures.splice(0)) f(this.broken);
+    this.waiters = [];
+    this.writeWaiters = [];
+    return this.broken;
+  }
+
+  /** Records are written but nobody awaits their fdatasync: it comes within UNAWAITED_SYNC_MS. */
+  private scheduleSync(): void {
+    if (this.syncTimer !== undefined) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined;
+      this.syncInBackground();
+    }, UNAWAITED_SYNC_MS);
+    this.syncTimer.unref();
+  }
+
+  /**
+   * The scheduled fdatasync, beside the write loop: records written meanwhile (an awaited
+   * written(), a statsd read) do not wait for it. It may or may not carry them, so they
+   * leave the log unsynced and schedule the next one.
+   */
+  private syncInBackground(): void {
+    if (this.syncing || !this.unsynced || this.closed || this.broken) return;
+    this.unsynced = false;
+    this.syncing = new Promise<void>((resolve) =>
+      fs.fdatasync(this.fd, (err) => {
+        this.syncing = undefined;
+        if (err) this.fail(err);
+        else if (this.unsynced) this.scheduleSync();
+        resolve();
+      }),
+    );
   }
 
   /** Zero-fills the chunk at the write position now (at open and rotation), where the background fill does not reach. */
@@ -364,6 +425,8 @@ export class WriteAheadLog {
   }
 
   private async rotate(start: number): Promise<void> {
+    // A scheduled sync works on the old file's descriptor: let it finish before closing it.
+    await this.syncing;
     if (!this.noSync) await new Promise<void>((resolve, reject) => fs.fsync(this.fd, (err) => (err ? reject(err) : resolve())));
     // The fill works on the old file's descriptor: let it finish before closing it.
     await this.zeroFillsDone();

@@ -11,9 +11,9 @@ export interface IngestHandlerDeps {
   aggregator: SampleTarget;
   /**
    * With a write-ahead log: throws (Unavailable, nothing applied) when the log is over its
-   * budget, and resolves once what was just taken is on disk. The reply waits for it.
+   * budget, and resolves once what was just taken is in the log (see WAL_SYNC). The reply waits for it.
    */
-  durability?: { checkRoom(): void; durable(): Promise<void> };
+  durability?: { checkRoom(): void; accepted(): Promise<void> };
   stats: StatResolver;
   now: () => number;
   maxAgeSec: number;
@@ -34,7 +34,7 @@ export function ingestHandler(deps: IngestHandlerDeps): ServiceImpl<typeof Inges
         }
         const reply = recordNow(deps, req);
         const durable = deps.durability;
-        return reply instanceof Promise ? reply.then(async (r) => (await durable.durable(), r)) : durable.durable().then(() => reply);
+        return reply instanceof Promise ? reply.then(async (r) => (await durable.accepted(), r)) : durable.accepted().then(() => reply);
       }
       return recordNow(deps, req);
     },
