@@ -133,6 +133,39 @@ describe('WriteAheadLog', () => {
     }
   });
 
+  it('rotates to a new segment only once a scheduled fdatasync on the old one is done', async () => {
+    const syncs = countSyncs();
+    try {
+      const dir = await tempDir();
+      const wal = await fillsDone(await WriteAheadLog.open(dir, { segmentBytes: 4096 }));
+      const payload = Buffer.alloc(1000, 7);
+      for (let i = 0; i < 5; i++) wal.append(1, payload); // the first segment is full
+      await wal.written(); // its fdatasync is scheduled
+      syncs.hold = true;
+      wal.append(1, payload); // starts the second segment: rotation fsyncs the first
+      let done = false;
+      const sixth = wal.written().then(() => (done = true));
+      // The rotation's fsync, then the scheduled fdatasync on the same descriptor, both on the "disk".
+      for (let i = 0; i < 100 && syncs.held.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(syncs.held.map((h) => h.call)).toEqual(['fsync', 'fdatasync']);
+      syncs.hold = false;
+      syncs.release('fsync');
+      await new Promise((r) => setTimeout(r, 20));
+      // The old descriptor stays open while its fdatasync runs (closed under it, the sync would fail with EBADF).
+      expect(done).toBe(false);
+      syncs.release('fdatasync');
+      await sixth;
+      await wal.durable();
+      await wal.close();
+      expect((await fs.readdir(dir)).filter((f) => f.endsWith('.wal')).length).toBe(2);
+      const again = await WriteAheadLog.open(dir, { segmentBytes: 4096 });
+      expect(again.takeReplayed()).toHaveLength(6);
+      await again.close();
+    } finally {
+      syncs.restore();
+    }
+  });
+
   it('refuses everything once a scheduled fdatasync fails', async () => {
     const syncs = countSyncs();
     try {
@@ -332,39 +365,48 @@ class Collect implements SampleTarget {
 
 /** The log once its zero fills ahead of the records (each with an fdatasync of its own) are done. */
 async function fillsDone(wal: WriteAheadLog): Promise<WriteAheadLog> {
-  await (wal as unknown as { zeroFillsDone(): Promise<void> }).zeroFillsDone();
+  await (wal as unknown as { descriptorIdle(): Promise<void> }).descriptorIdle();
   return wal;
 }
 
 /**
- * Counts the log's fdatasync calls (wal.ts calls them through the `node:fs` default export);
- * `hold` keeps their callbacks until release(), `fail` answers them EIO.
+ * Counts the log's fdatasync calls (wal.ts calls them, and fsync, through the `node:fs`
+ * default export); `hold` keeps their callbacks (fsync's too) until release(), `fail` answers
+ * fdatasync with EIO.
  */
 function countSyncs() {
-  const real = fsSync.fdatasync;
+  const real = { fdatasync: fsSync.fdatasync, fsync: fsSync.fsync };
+  type Call = 'fdatasync' | 'fsync';
   const state = {
     count: 0,
     hold: false,
     fail: false,
-    held: [] as (() => void)[],
-    release() {
-      for (const go of state.held.splice(0)) go();
+    held: [] as { call: Call; go: () => void }[],
+    /** Lets the held calls (of one kind, or all) go on. */
+    release(call?: Call) {
+      const go = state.held.filter((h) => call === undefined || h.call === call);
+      state.held = state.held.filter((h) => !go.includes(h));
+      for (const h of go) h.go();
     },
     restore() {
       state.release();
-      fsSync.fdatasync = real;
+      fsSync.fdatasync = real.fdatasync;
+      fsSync.fsync = real.fsync;
     },
   };
-  fsSync.fdatasync = ((fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
-    state.count++;
-    if (state.fail) {
-      const err = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
-      setImmediate(() => cb(err));
-      return;
-    }
-    if (state.hold) state.held.push(() => real(fd, cb));
-    else real(fd, cb);
-  }) as typeof fsSync.fdatasync;
+  const wrap = (call: Call) =>
+    ((fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
+      if (call === 'fdatasync') state.count++;
+      if (call === 'fdatasync' && state.fail) {
+        const err = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+        setImmediate(() => cb(err));
+        return;
+      }
+      if (state.hold) state.held.push({ call, go: () => real[call](fd, cb) });
+      else real[call](fd, cb);
+    }) as typeof fsSync.fdatasync;
+  fsSync.fdatasync = wrap('fdatasync');
+  fsSync.fsync = wrap('fsync');
   return state;
 }
 

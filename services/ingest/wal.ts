@@ -278,8 +278,7 @@ export class WriteAheadLog {
     await this.durable().catch(() => {});
     this.closed = true;
     this.relieve();
-    await this.zeroFillsDone();
-    await this.syncing;
+    await this.descriptorIdle();
     clearTimeout(this.syncTimer);
     fs.closeSync(this.fd);
     await fsp.rm(path.join(this.dir, LOCK), { force: true });
@@ -419,17 +418,17 @@ export class WriteAheadLog {
     });
   }
 
-  /** Waits until no fill runs on the current descriptor (one may start another as it ends). */
-  private async zeroFillsDone(): Promise<void> {
-    while (this.zeroing) await this.zeroing;
+  /**
+   * Waits until no zero fill and no scheduled sync runs on the current descriptor, before
+   * it is closed (one fill may start another as it ends).
+   */
+  private async descriptorIdle(): Promise<void> {
+    while (this.zeroing || this.syncing) await (this.zeroing ?? this.syncing);
   }
 
   private async rotate(start: number): Promise<void> {
-    // A scheduled sync works on the old file's descriptor: let it finish before closing it.
-    await this.syncing;
     if (!this.noSync) await new Promise<void>((resolve, reject) => fs.fsync(this.fd, (err) => (err ? reject(err) : resolve())));
-    // The fill works on the old file's descriptor: let it finish before closing it.
-    await this.zeroFillsDone();
+    await this.descriptorIdle();
     fs.closeSync(this.fd);
     const file = path.join(this.dir, segmentName(start));
     this.fd = fs.openSync(file, 'wx+');
