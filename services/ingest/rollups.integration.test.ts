@@ -269,7 +269,13 @@ describe('flush pacing', () => {
     const [counter] = await createStats([KIND.counter]);
     const paced = async (opts: { busyShare: number; maxIntervalMs: number }) => {
       const { agg, flusher } = replica();
-      flusher.afterCommit = () => busy(120); // a flush that takes at least 120 ms
+      // Every flush takes at least 120 ms and leaves a point for the next, so whichever run's
+      // pause the loop below reads (on a loaded machine it may wake after several), it
+      // followed a slow flush, not an empty run.
+      flusher.afterCommit = () => {
+        busy(120);
+        agg.add(counter, Date.now(), 1);
+      };
       agg.add(counter, Date.now(), 1);
       flusher.start(10, opts);
       try {
