@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { KIND, rollupColumnsOf } from '../kit/db/schema.js';
 import { DistinctSketch } from '../kit/sketch/distinct.js';
 import { mergeSerializedQuantiles, QuantileSketch } from '../kit/sketch/quantile.js';
-import { Aggregator, resolveGauges, type Bucket } from './aggregator.js';
+import { Aggregator, bucketCopy, resolveGauges, type Bucket } from './aggregator.js';
 
 const numeric = (b: Bucket) => rollupColumnsOf(b);
 const byKey = (x: Bucket, y: Bucket) => x.statId - y.statId || x.bucket - y.bucket;
@@ -154,6 +154,26 @@ describe('Aggregator columns', () => {
       expect(got).toEqual(ref);
       expect(a.size).toBe(0);
     }
+  });
+
+  it('hands over buckets whose numbers are a copy: later samples in the reused columns leave them alone, and writes stay in them', () => {
+    const a = new Aggregator();
+    a.add(1, 60_000, 5);
+    a.add(2, 60_000, 1);
+    const [one, two] = a.take();
+    a.add(3, 120_000, 7); // lands in slot 0 of the columns, where stat 1 was
+    a.add(3, 120_000, 9);
+    expect(rollupColumnsOf(one)).toEqual({ statId: 1, bucket: 60, count: 1, sum: 5, min: 5, max: 5, sumsq: 25, lastValue: 5, lastTime: 60_000 });
+    one.count += 2;
+    one.bucket = 0;
+    expect([one.count, one.bucket, two.count, two.bucket]).toEqual([3, 0, 1, 60]);
+    // A plain copy carries the numbers (spread would not: they are accessors) and is its own.
+    const copy = bucketCopy(one);
+    copy.sum = 100;
+    expect({ ...copy }).toMatchObject({ statId: 1, count: 3, sum: 100, kind: 0 });
+    expect(one.sum).toBe(5);
+    const [three] = a.take();
+    expect(rollupColumnsOf(three)).toMatchObject({ statId: 3, bucket: 120, count: 2, sum: 16 });
   });
 });
 

@@ -325,35 +325,27 @@ export class Aggregator {
   /**
    * Everything added since the last take(), as Bucket objects in the order the buckets were
    * made; the columns are reused for the next window, gauge heads start over (the flush
-   * writes them).
+   * writes them). The buckets' numbers are a copy of the window's columns (TakenBucket).
    */
   take(): Bucket[] {
     const n = this.used;
     const out = new Array<Bucket>(n);
-    const num = this.num;
     const sketches = this.sketches;
+    const taken: TakenColumns = {
+      num: this.num.slice(0, n * NUM),
+      statIds: this.statIds.slice(0, n),
+      minutes: this.minutes.slice(0, n),
+    };
     for (let s = 0; s < n; s++) {
-      const o = s * NUM;
-      const kind = this.kindOf[s];
       const sk = sketches[s];
-      out[s] = {
-        statId: this.statIds[s],
-        bucket: this.minutes[s],
-        kind,
-        count: num[o + COUNT],
-        sum: num[o + SUM],
-        min: num[o + MIN],
-        max: num[o + MAX],
-        sumsq: num[o + SUMSQ],
-        lastValue: num[o + LAST_VALUE],
-        lastTime: num[o + LAST_TIME],
-        lastSeq: num[o + LAST_SEQ],
-        quantiles: sk instanceof QuantileAccumulator ? sk : null,
-        distinct: sk instanceof DistinctSketch ? sk : null,
-        relative: this.relatives[s],
-        format: 0,
-        sketch: null,
-      };
+      out[s] = new TakenBucket(
+        taken,
+        s,
+        this.kindOf[s],
+        sk instanceof QuantileAccumulator ? sk : null,
+        sk instanceof DistinctSketch ? sk : null,
+        this.relatives[s],
+      );
     }
     this.sketches = [];
     this.relatives = [];
@@ -366,6 +358,118 @@ export class Aggregator {
     this.gen++;
     return out;
   }
+}
+
+/** A taken window's numbers: each bucket's doubles at slot * NUM, its stat id and minute. */
+interface TakenColumns {
+  num: Float64Array;
+  statIds: Uint32Array;
+  minutes: Float64Array;
+}
+
+/**
+ * A bucket handed over by take(): its numbers stay in the taken window's columns, read and
+ * written through accessors, so a flush of 100,000 buckets holds 100,000 small objects and
+ * three typed arrays, not an object with nine boxed doubles per bucket (~200 bytes each,
+ * promoted to the old generation for as long as the flush runs). Object spread does not copy
+ * accessors: copy one with bucketCopy().
+ */
+class TakenBucket implements Bucket {
+  format: 0 | 1 | 2 = 0;
+  sketch: Buffer | null = null;
+  private readonly o: number;
+  constructor(
+    private readonly t: TakenColumns,
+    private readonly s: number,
+    public kind: number,
+    public quantiles: QuantileAccumulator | null,
+    public distinct: DistinctSketch | null,
+    public relative: RelativeGauge | null,
+  ) {
+    this.o = s * NUM;
+  }
+  get statId(): number {
+    return this.t.statIds[this.s];
+  }
+  set statId(v: number) {
+    this.t.statIds[this.s] = v;
+  }
+  get bucket(): number {
+    return this.t.minutes[this.s];
+  }
+  set bucket(v: number) {
+    this.t.minutes[this.s] = v;
+  }
+  get count(): number {
+    return this.t.num[this.o + COUNT];
+  }
+  set count(v: number) {
+    this.t.num[this.o + COUNT] = v;
+  }
+  get sum(): number {
+    return this.t.num[this.o + SUM];
+  }
+  set sum(v: number) {
+    this.t.num[this.o + SUM] = v;
+  }
+  get min(): number {
+    return this.t.num[this.o + MIN];
+  }
+  set min(v: number) {
+    this.t.num[this.o + MIN] = v;
+  }
+  get max(): number {
+    return this.t.num[this.o + MAX];
+  }
+  set max(v: number) {
+    this.t.num[this.o + MAX] = v;
+  }
+  get sumsq(): number {
+    return this.t.num[this.o + SUMSQ];
+  }
+  set sumsq(v: number) {
+    this.t.num[this.o + SUMSQ] = v;
+  }
+  get lastValue(): number {
+    return this.t.num[this.o + LAST_VALUE];
+  }
+  set lastValue(v: number) {
+    this.t.num[this.o + LAST_VALUE] = v;
+  }
+  get lastTime(): number {
+    return this.t.num[this.o + LAST_TIME];
+  }
+  set lastTime(v: number) {
+    this.t.num[this.o + LAST_TIME] = v;
+  }
+  get lastSeq(): number {
+    return this.t.num[this.o + LAST_SEQ];
+  }
+  set lastSeq(v: number) {
+    this.t.num[this.o + LAST_SEQ] = v;
+  }
+}
+
+/** A plain copy of a bucket (a TakenBucket's accessors too), its relative values copied as well. */
+export function bucketCopy(b: Bucket): Bucket {
+  return {
+    statId: b.statId,
+    bucket: b.bucket,
+    kind: b.kind,
+    count: b.count,
+    sum: b.sum,
+    min: b.min,
+    max: b.max,
+    sumsq: b.sumsq,
+    lastValue: b.lastValue,
+    lastTime: b.lastTime,
+    lastSeq: b.lastSeq,
+    quantiles: b.quantiles,
+    distinct: b.distinct,
+    relative: b.relative ? { ...b.relative } : null,
+    format: b.format,
+    sketch: b.sketch,
+  };
 }
 
 /** Merges gauge bucket `from` into `into` (same stat): sums add, last by (time, arrival). */
@@ -415,7 +519,7 @@ export function resolveGauges(buckets: readonly Bucket[], base: number, baseTime
   const after = baseTime + 1;
   const byBucket = new Map<number, Bucket>();
   for (const src of buckets) {
-    const b: Bucket = { ...src, relative: src.relative ? { ...src.relative } : null };
+    const b = bucketCopy(src);
     if (Number.isFinite(after)) {
       if ((b.bucket + 60) * 1000 <= after) b.bucket = Math.floor(after / 60_000) * 60;
       if (b.bucket * 1000 <= after && after < (b.bucket + 60) * 1000) {

@@ -76,7 +76,8 @@ function mergedRows(minutes: readonly RollupRow[], seconds: number): RollupRow[]
     let j = i + 1;
     while (j < n && minutes[j].statId === first.statId && Math.floor(minutes[j].bucket / seconds) * seconds === bucket) j++;
     if (j - i > 1) {
-      const r = rowOf({ ...first, bucket }, first.format, null);
+      const r = rowOf(first, first.format, null);
+      r.bucket = bucket;
       for (let k = i + 1; k < j; k++) {
         const m = minutes[k];
         r.count += m.count;

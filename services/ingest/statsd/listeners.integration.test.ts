@@ -24,7 +24,7 @@ import { once } from 'node:events';
 import { pino } from 'pino';
 import { connectDatabase } from '../../kit/db/client.js';
 import { createMetrics } from '../../kit/metrics.js';
-import { Aggregator } from '../aggregator.js';
+import { Aggregator, bucketCopy } from '../aggregator.js';
 import { StatResolver } from '../stat-resolver.js';
 import { startStatsd } from './server.js';
 
@@ -215,7 +215,7 @@ function sortedBuckets(r: StatsdTestReplica): unknown[] {
   return r.aggregator
     .take()
     .sort((x, y) => x.statId - y.statId || x.bucket - y.bucket)
-    .map(withoutSeq);
+    .map((b) => withoutSeq(bucketCopy(b)));
 }
 
 describe('stream framing', () => {
