@@ -12,9 +12,11 @@
  *          --connections=50 --cpu-prof=DIR (writes .cpuprofile files of api, ingest and bare)
  *          --phases=saturation,rate,batch (a subset, e.g. to profile one) --rates=1000,5000
  *          --keep (leave the database)
+ *          --trace=DIR (each kept fixed-rate run writes DIR/<server>-<rate>.trace: a line per
+ *          request, "due ms since the start, latency µs", to see when the slow ones came)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
@@ -42,6 +44,8 @@ const SERVER_CPU = args.get('server-cpu') ?? '0';
 const LOAD_CPU = args.get('load-cpu') ?? '1';
 const RATES = (args.get('rates') ?? '1000,5000').split(',').map(Number);
 const PHASES = new Set((args.get('phases') ?? 'saturation,rate,batch').split(','));
+const TRACE = args.get('trace');
+if (TRACE) mkdirSync(TRACE, { recursive: true });
 const BATCH = 100;
 /**
  * The api's per-account rate limit (default 50,000 points/s) would refuse most of the JSON
@@ -197,7 +201,17 @@ async function main() {
     );
   }
   const closed = (port: number, request: string, durationMs: number): LoadSpec => ({ mode: 'closed', host: '127.0.0.1', port, request, durationMs, connections: CONNECTIONS });
-  const open = (port: number, request: string, rate: number): LoadSpec => ({ mode: 'open', host: '127.0.0.1', port, request, durationMs: RATE_MS, rate, connections: 16, maxConnections: 512 });
+  const open = (port: number, request: string, rate: number, server: string): LoadSpec => ({
+    mode: 'open',
+    host: '127.0.0.1',
+    port,
+    request,
+    durationMs: RATE_MS,
+    rate,
+    connections: 16,
+    maxConnections: 512,
+    ...(TRACE ? { traceFile: path.join(path.resolve(TRACE), `${server}-${rate}.trace`) } : {}),
+  });
 
   const rows: Row[] = [];
   const log = (s: string) => process.stderr.write(s + '\n');
@@ -225,8 +239,8 @@ async function main() {
 
     const rates: Record<number, { p50: number; p99: number }> = {};
     for (const rate of PHASES.has('rate') ? RATES : []) {
-      const b = await measureRate(bare.pids, open(barePort, formRequest(barePort, form('bench rate')), rate), null);
-      const o = await measureRate(ospreyPids, open(apiPort, formRequest(apiPort, form('bench rate')), rate), 'bench rate');
+      const b = await measureRate(bare.pids, open(barePort, formRequest(barePort, form('bench rate')), rate, 'bare'), null);
+      const o = await measureRate(ospreyPids, open(apiPort, formRequest(apiPort, form('bench rate')), rate, 'osprey'), 'bench rate');
       expect('bench rate', o.res.ok);
       rates[rate] = o.res.latencyUs;
       for (const [server, m] of [['bare', b], ['osprey', o]] as const) {

@@ -14,6 +14,7 @@
  * After the duration no new request is sent and every one in flight is waited for, so
  * the 2xx count is exact.
  */
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { ownCpuMs } from './machine.js';
 
@@ -29,6 +30,8 @@ export interface LoadSpec {
   /** open: requests per second. */
   rate?: number;
   maxConnections?: number;
+  /** open: write each answered request's "due ms, latency µs" (ms since the start) to this file, one line each. */
+  traceFile?: string;
 }
 
 export interface LoadResult {
@@ -171,6 +174,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const finished = new Promise<void>((r) => (finish = r));
 
   const late = new Float64Array(lat.length);
+  const traced: string[] = [];
   let nLate = 0;
   const dispatch = (c: Conn, due: number) => {
     if (nLate < late.length) late[nLate++] = (now() - due) * 1000;
@@ -183,6 +187,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     c.onResponse = (status) => {
       const due = dueTimes.get(c)!;
       lat[nLat++] = (now() - due) * 1000;
+      if (spec.traceFile) traced.push(`${(due - start).toFixed(3)} ${Math.round(lat[nLat - 1])}`);
       count(status);
       const next = waiting.shift();
       if (next !== undefined) dispatch(c, next);
@@ -239,6 +244,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const elapsedMs = now() - start;
   const used = conns.length;
   for (const c of conns) c.socket.end();
+  if (spec.traceFile) writeFileSync(spec.traceFile, traced.join('\n') + '\n');
   return { sent, ok, statuses, errors, elapsedMs, latencyUs: percentiles(lat, nLat), lateUs: percentiles(late, nLate), maxConnectionsUsed: used };
 }
 
