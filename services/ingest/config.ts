@@ -65,8 +65,9 @@ export const walConfigSchema = z.object({
   WAL_DIR: z.string().min(1).optional(),
   /**
    * What an acknowledgement (a Record reply, so a 2xx from api) waits for. interval: the
-   * log's write, so a crash of the process loses nothing and a crash of the machine at
-   * most the last 100 ms (the fdatasync follows within it, as for statsd lines); ack: the
+   * log's write, so a crash of the process loses nothing and a crash of the machine about
+   * the last 100 ms (the fdatasync is started 100 ms after a write, as for statsd lines,
+   * and takes what the disk takes); ack: the
    * fdatasync too, one per batch of calls (it costs a request ~2x the CPU at low rates and
    * puts the disk's flush latency, p99 ~3 ms on the development VM, into every reply).
    */

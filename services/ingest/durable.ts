@@ -2,8 +2,8 @@
  * Durable acceptance: every sample ingest takes is written to the write-ahead log before it
  * is acknowledged, and what a flush committed to MySQL is never replayed. `accepted()` is
  * what an acknowledgement waits for: by default the log's write (the page cache: a crash of
- * the process loses nothing, a crash of the machine at most the last UNAWAITED_SYNC_MS, as
- * for statsd lines); with `WAL_SYNC=ack` its fdatasync too.
+ * the process loses nothing, a crash of the machine about the last UNAWAITED_SYNC_MS, as for
+ * statsd lines); with `WAL_SYNC=ack` its fdatasync too.
  *
  * Log records:
  *   SAMPLES     the samples taken in one tick, in order (see the entry format below)
