@@ -1,4 +1,4 @@
-import { KIND, type RollupColumns } from '../kit/db/schema.js';
+import { KIND, rollupColumnsOf, type RollupColumns } from '../kit/db/schema.js';
 import { DistinctSketch } from '../kit/sketch/distinct.js';
 import { QuantileAccumulator } from '../kit/sketch/quantile.js';
 
@@ -453,16 +453,8 @@ class TakenBucket implements Bucket {
 /** A plain copy of a bucket (a TakenBucket's accessors too), its relative values copied as well. */
 export function bucketCopy(b: Bucket): Bucket {
   return {
-    statId: b.statId,
-    bucket: b.bucket,
+    ...rollupColumnsOf(b),
     kind: b.kind,
-    count: b.count,
-    sum: b.sum,
-    min: b.min,
-    max: b.max,
-    sumsq: b.sumsq,
-    lastValue: b.lastValue,
-    lastTime: b.lastTime,
     lastSeq: b.lastSeq,
     quantiles: b.quantiles,
     distinct: b.distinct,

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { baseConfigSchema, envBool } from '../kit/config.js';
-import type { WalSync } from './durable.js';
+import { WAL_SYNCS, type WalSync } from './durable.js';
 import { READER_PRIORITIES } from './statsd/reader-priority.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -68,10 +68,10 @@ export const walConfigSchema = z.object({
    * log's write, so a crash of the process loses nothing and a crash of the machine about
    * the last 100 ms (the fdatasync is started 100 ms after a write, as for statsd lines,
    * and takes what the disk takes); ack: the
-   * fdatasync too, one per batch of calls (it costs a request ~2x the CPU at low rates and
-   * puts the disk's flush latency, p99 ~3 ms on the development VM, into every reply).
+   * fdatasync too, one per batch of calls (a thread-pool hop and a disk cache flush a call,
+   * and the disk's flush latency, p99 ~3 ms on the development VM, in every reply).
    */
-  WAL_SYNC: z.enum(['interval', 'ack']).default('interval'),
+  WAL_SYNC: z.enum(WAL_SYNCS).default('interval'),
   /** Log bytes that may wait for MySQL (an outage); beyond it Record answers Unavailable, nothing applied. */
   WAL_MAX_BYTES: z.coerce.number().int().min(1 << 16).default(1 << 30),
   /** A new log segment starts after this many bytes; segments MySQL holds are deleted. */

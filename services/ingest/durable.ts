@@ -46,7 +46,8 @@ import { WalFullError, type WriteAheadLog } from './wal.js';
  * What an acknowledgement waits for: 'interval', the log's write (fdatasync within
  * UNAWAITED_SYNC_MS); 'ack', the write and its fdatasync (group commit).
  */
-export type WalSync = 'interval' | 'ack';
+export const WAL_SYNCS = ['interval', 'ack'] as const;
+export type WalSync = (typeof WAL_SYNCS)[number];
 
 export const REC_SAMPLES = 1;
 export const REC_FLUSH = 2;

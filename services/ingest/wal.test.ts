@@ -14,7 +14,10 @@ async function tempDir(): Promise<string> {
   dirs.push(d);
   return d;
 }
+/** The fdatasync spies of the running test (countSyncs), put back after it even when it failed. */
+const spies: { restore(): void }[] = [];
 afterEach(async () => {
+  for (const s of spies.splice(0)) s.restore();
   for (const d of dirs.splice(0)) await fs.rm(d, { recursive: true, force: true });
 });
 
@@ -84,109 +87,93 @@ describe('WriteAheadLog', () => {
 
   it('answers written() once records are in the file, before their fdatasync, which follows within UNAWAITED_SYNC_MS', async () => {
     const syncs = countSyncs();
-    try {
-      const dir = await tempDir();
-      const wal = await fillsDone(await WriteAheadLog.open(dir));
-      const before = syncs.count;
-      wal.append(1, Buffer.from('acknowledged'));
-      await wal.written();
-      const file = path.join(dir, '0000000000000000.wal');
-      expect((await written(file)).length).toBe(wal.end);
-      expect(syncs.count).toBe(before);
-      for (let i = 0; i < 100 && syncs.count === before; i++) await new Promise((r) => setTimeout(r, 10));
-      expect(syncs.count).toBe(before + 1);
-      // durable() syncs before it answers.
-      wal.append(1, Buffer.from('synced'));
-      await wal.durable();
-      expect(syncs.count).toBe(before + 2);
-      await wal.close();
-    } finally {
-      syncs.restore();
-    }
+    const dir = await tempDir();
+    const wal = await fillsDone(await WriteAheadLog.open(dir));
+    const before = syncs.count;
+    wal.append(1, Buffer.from('acknowledged'));
+    await wal.written();
+    const file = path.join(dir, '0000000000000000.wal');
+    expect((await written(file)).length).toBe(wal.end);
+    expect(syncs.count).toBe(before);
+    for (let i = 0; i < 100 && syncs.count === before; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(syncs.count).toBe(before + 1);
+    // durable() syncs before it answers.
+    wal.append(1, Buffer.from('synced'));
+    await wal.durable();
+    expect(syncs.count).toBe(before + 2);
+    await wal.close();
   });
 
   it('lets written() through while the scheduled fdatasync runs, and holds durable() until that sync is done', async () => {
     const syncs = countSyncs();
-    try {
-      const dir = await tempDir();
-      const wal = await fillsDone(await WriteAheadLog.open(dir));
-      wal.append(1, Buffer.from('first'));
-      await wal.written();
-      syncs.hold = true;
-      for (let i = 0; i < 100 && syncs.held.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
-      expect(syncs.held).toHaveLength(1); // the scheduled sync, now stuck on the "disk"
-      let durable = false;
-      const d = wal.durable().then(() => (durable = true));
-      wal.append(1, Buffer.from('second'));
-      await wal.written();
-      expect((await written(path.join(dir, '0000000000000000.wal'))).length).toBe(wal.end);
-      await new Promise((r) => setTimeout(r, 20));
-      expect(durable).toBe(false);
-      syncs.hold = false;
-      syncs.release();
-      await d;
-      // 'second' was written after the held sync began: durable() synced again for it.
-      expect(syncs.count).toBeGreaterThanOrEqual(2);
-      await wal.close();
-    } finally {
-      syncs.restore();
-    }
+    const dir = await tempDir();
+    const wal = await fillsDone(await WriteAheadLog.open(dir));
+    wal.append(1, Buffer.from('first'));
+    await wal.written();
+    syncs.hold = true;
+    for (let i = 0; i < 100 && syncs.held.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(syncs.held).toHaveLength(1); // the scheduled sync, now stuck on the "disk"
+    let durable = false;
+    const d = wal.durable().then(() => (durable = true));
+    wal.append(1, Buffer.from('second'));
+    await wal.written();
+    expect((await written(path.join(dir, '0000000000000000.wal'))).length).toBe(wal.end);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(durable).toBe(false);
+    syncs.hold = false;
+    syncs.release();
+    await d;
+    // 'second' was written after the held sync began: durable() synced again for it.
+    expect(syncs.count).toBeGreaterThanOrEqual(2);
+    await wal.close();
   });
 
   it('rotates to a new segment only once a scheduled fdatasync on the old one is done', async () => {
     const syncs = countSyncs();
-    try {
-      const dir = await tempDir();
-      const wal = await fillsDone(await WriteAheadLog.open(dir, { segmentBytes: 4096 }));
-      const payload = Buffer.alloc(1000, 7);
-      for (let i = 0; i < 5; i++) wal.append(1, payload); // the first segment is full
-      await wal.written(); // its fdatasync is scheduled
-      syncs.hold = true;
-      wal.append(1, payload); // starts the second segment: rotation fsyncs the first
-      let done = false;
-      const sixth = wal.written().then(() => (done = true));
-      // The rotation's fsync, then the scheduled fdatasync on the same descriptor, both on the "disk".
-      for (let i = 0; i < 100 && syncs.held.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
-      expect(syncs.held.map((h) => h.call)).toEqual(['fsync', 'fdatasync']);
-      syncs.hold = false;
-      syncs.release('fsync');
-      await new Promise((r) => setTimeout(r, 20));
-      // The old descriptor stays open while its fdatasync runs (closed under it, the sync would fail with EBADF).
-      expect(done).toBe(false);
-      syncs.release('fdatasync');
-      await sixth;
-      await wal.durable();
-      await wal.close();
-      expect((await fs.readdir(dir)).filter((f) => f.endsWith('.wal')).length).toBe(2);
-      const again = await WriteAheadLog.open(dir, { segmentBytes: 4096 });
-      expect(again.takeReplayed()).toHaveLength(6);
-      await again.close();
-    } finally {
-      syncs.restore();
-    }
+    const dir = await tempDir();
+    const wal = await fillsDone(await WriteAheadLog.open(dir, { segmentBytes: 4096 }));
+    const payload = Buffer.alloc(1000, 7);
+    for (let i = 0; i < 5; i++) wal.append(1, payload); // the first segment is full
+    await wal.written(); // its fdatasync is scheduled
+    syncs.hold = true;
+    wal.append(1, payload); // starts the second segment: rotation fsyncs the first
+    let done = false;
+    const sixth = wal.written().then(() => (done = true));
+    // The rotation's fsync, then the scheduled fdatasync on the same descriptor, both on the "disk".
+    for (let i = 0; i < 100 && syncs.held.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(syncs.held.map((h) => h.call)).toEqual(['fsync', 'fdatasync']);
+    syncs.hold = false;
+    syncs.release('fsync');
+    await new Promise((r) => setTimeout(r, 20));
+    // The old descriptor stays open while its fdatasync runs (closed under it, the sync would fail with EBADF).
+    expect(done).toBe(false);
+    syncs.release('fdatasync');
+    await sixth;
+    await wal.durable();
+    await wal.close();
+    expect((await fs.readdir(dir)).filter((f) => f.endsWith('.wal')).length).toBe(2);
+    const again = await WriteAheadLog.open(dir, { segmentBytes: 4096 });
+    expect(again.takeReplayed()).toHaveLength(6);
+    await again.close();
   });
 
   it('refuses everything once a scheduled fdatasync fails', async () => {
     const syncs = countSyncs();
-    try {
-      const dir = await tempDir();
-      const wal = await WriteAheadLog.open(dir);
-      syncs.fail = true;
-      wal.append(1, Buffer.from('doomed'));
-      await wal.written();
-      let refused: unknown;
-      for (let i = 0; i < 100 && !refused; i++) {
-        await new Promise((r) => setTimeout(r, 10));
-        await wal.written().catch((err) => (refused = err));
-      }
-      expect(String(refused)).toMatch(/write-ahead log write failed: EIO/);
-      expect(() => wal.append(1, Buffer.from('more'))).toThrow(/write-ahead log write failed/);
-      await expect(wal.durable()).rejects.toThrow(/EIO/);
-      syncs.fail = false;
-      await wal.close();
-    } finally {
-      syncs.restore();
+    const dir = await tempDir();
+    const wal = await WriteAheadLog.open(dir);
+    syncs.fail = true;
+    wal.append(1, Buffer.from('doomed'));
+    await wal.written();
+    let refused: unknown;
+    for (let i = 0; i < 100 && !refused; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      await wal.written().catch((err) => (refused = err));
     }
+    expect(String(refused)).toMatch(/write-ahead log write failed: EIO/);
+    expect(() => wal.append(1, Buffer.from('more'))).toThrow(/write-ahead log write failed/);
+    await expect(wal.durable()).rejects.toThrow(/EIO/);
+    syncs.fail = false;
+    await wal.close();
   });
 
   it('cuts a torn or corrupt tail and goes on after the last good record', async () => {
@@ -407,6 +394,7 @@ function countSyncs() {
     }) as typeof fsSync.fdatasync;
   fsSync.fdatasync = wrap('fdatasync');
   fsSync.fsync = wrap('fsync');
+  spies.push(state);
   return state;
 }
 
@@ -476,25 +464,21 @@ describe('DurableRecorder', () => {
 
   it('answers accepted() after the write by default, and after the fdatasync with WAL_SYNC=ack', async () => {
     const syncs = countSyncs();
-    try {
-      for (const mode of ['interval', 'ack'] as const) {
-        const dir = await tempDir();
-        const wal = await fillsDone(await WriteAheadLog.open(dir));
-        const rec = new DurableRecorder(wal, new Collect(), 1 << 30, mode);
-        syncs.hold = true;
-        rec.add(1, 1_790_000_000_000, 1);
-        let accepted = false;
-        const a = rec.accepted().then(() => (accepted = true));
-        await new Promise((r) => setTimeout(r, 20));
-        expect(accepted).toBe(mode === 'interval');
-        syncs.hold = false;
-        syncs.release();
-        await a;
-        expect((await written(path.join(dir, '0000000000000000.wal'))).length).toBe(wal.end);
-        await wal.close();
-      }
-    } finally {
-      syncs.restore();
+    for (const mode of ['interval', 'ack'] as const) {
+      const dir = await tempDir();
+      const wal = await fillsDone(await WriteAheadLog.open(dir));
+      const rec = new DurableRecorder(wal, new Collect(), 1 << 30, mode);
+      syncs.hold = true;
+      rec.add(1, 1_790_000_000_000, 1);
+      let accepted = false;
+      const a = rec.accepted().then(() => (accepted = true));
+      await new Promise((r) => setTimeout(r, 20));
+      expect(accepted).toBe(mode === 'interval');
+      syncs.hold = false;
+      syncs.release();
+      await a;
+      expect((await written(path.join(dir, '0000000000000000.wal'))).length).toBe(wal.end);
+      await wal.close();
     }
   });
 

@@ -239,13 +239,7 @@ export class WriteAheadLog {
 
   /** Resolves when everything appended so far is on disk; rejects if the disk failed. */
   durable(): Promise<void> {
-    if (this.broken) return Promise.reject(this.broken);
-    if (this.queue.length === 0 && !this.writing && !this.unsynced && !this.syncing) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      this.waiters.push(resolve);
-      this.failures.push(reject);
-      if (!this.writing) this.kick();
-    });
+    return this.waitIn(this.waiters, this.unsynced || this.syncing !== undefined);
   }
 
   /**
@@ -254,11 +248,16 @@ export class WriteAheadLog {
    * UNAWAITED_SYNC_MS (or with the next durable()); rejects if the disk failed.
    */
   written(): Promise<void> {
+    return this.waitIn(this.writeWaiters, false);
+  }
+
+  /** Waits in `list` for the next batch, unless nothing is queued, being written or (`syncDue`) to be synced. */
+  private waitIn(list: (() => void)[], syncDue: boolean): Promise<void> {
     if (this.broken) return Promise.reject(this.broken);
     // A running batch may hold records appended before this call: wait for the next one.
-    if (this.queue.length === 0 && !this.writing) return Promise.resolve();
+    if (this.queue.length === 0 && !this.writing && !syncDue) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      this.writeWaiters.push(resolve);
+      list.push(resolve);
       this.failures.push(reject);
       if (!this.writing) this.kick();
     });

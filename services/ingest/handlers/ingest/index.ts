@@ -33,8 +33,8 @@ export function ingestHandler(deps: IngestHandlerDeps): ServiceImpl<typeof Inges
           throw new ConnectError(`ingest cannot take points now: ${(err as Error).message}; nothing was applied`, Code.Unavailable, { [NOT_APPLIED_HEADER]: '1' });
         }
         const reply = recordNow(deps, req);
-        const durable = deps.durability;
-        return reply instanceof Promise ? reply.then(async (r) => (await durable.accepted(), r)) : durable.accepted().then(() => reply);
+        const log = deps.durability;
+        return reply instanceof Promise ? reply.then(async (r) => (await log.accepted(), r)) : log.accepted().then(() => reply);
       }
       return recordNow(deps, req);
     },
