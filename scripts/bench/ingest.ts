@@ -88,7 +88,8 @@ function memoryParts(m: string): string {
   const space = (name: string) => mb('nodejs_heap_space_size_used_bytes', `space="${name}"`);
   return (
     `RSS ${mb('process_resident_memory_bytes')} MB, JS heap used ${mb('nodejs_heap_size_used_bytes')} of ${mb('nodejs_heap_size_total_bytes')} MB ` +
-    `(old ${space('old')}, new ${space('new')}, large objects ${space('large_object')}, code ${space('code')}), external ${mb('nodejs_external_memory_bytes')} MB`
+    `(old ${space('old')}, new ${space('new')}, large objects ${space('large_object')}, code ${space('code')}), external ${mb('nodejs_external_memory_bytes')} MB, ` +
+    `UDP queue touched ${mb('osprey_statsd_udp_queue_touched_bytes')} MB (released ${/^osprey_statsd_udp_queue_releases_total\{[^}]*udp[^}]*\} (\S+)$/m.exec(m)?.[1] ?? '?'} times)`
   );
 }
 

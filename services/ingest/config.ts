@@ -18,6 +18,11 @@ export const statsdConfigSchema = z.object({
   /** Bytes of datagrams the UDP reader thread may hold for the parsing thread (a ring, allocated once). */
   STATSD_UDP_QUEUE_BYTES: z.coerce.number().int().min(1 << 17).max(1 << 30).default(32 << 20),
   /**
+   * A queue a burst touched past 2 MiB that has since held less than 1 MiB this long (ms) is
+   * replaced by a fresh one, so the memory the burst touched goes back to the system (0: never).
+   */
+  STATSD_UDP_QUEUE_RELEASE_MS: z.coerce.number().int().min(0).default(10_000),
+  /**
    * While datagrams come closer together than this (µs), the UDP reader thread naps this long
    * after each turn, so it wakes once for several of them rather than once for each (0: never).
    */

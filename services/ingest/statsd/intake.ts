@@ -71,6 +71,8 @@ export class ListenerStats {
   queuedBytes: () => number = () => 0;
   /** UDP: how far into its queue datagrams ever reached, in bytes: the part of it in memory (the UDP listener sets it). */
   queueTouchedBytes: () => number = () => 0;
+  /** UDP: times a queue touched far by a burst was replaced by a fresh one once quiet (its memory given back). */
+  queueReleases = 0;
   /** UDP: datagrams the kernel dropped for the socket, full receive buffer (the UDP listener sets it). */
   kernelDrops: () => number = () => 0;
   bytes = 0;

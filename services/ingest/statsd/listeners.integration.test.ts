@@ -401,6 +401,67 @@ describe('the UDP queue', () => {
     const rows = await flushed(r);
     expect(rows.map((x) => [x.name, x.sum])).toEqual([['reuse', N]]);
   });
+  it('after a burst touched it far, moves to a fresh queue once quiet (STATSD_UDP_QUEUE_RELEASE_MS), reading every datagram across the move', async () => {
+    const { spawn } = await import('node:child_process');
+    const r = await start({
+      STATSD_TCP: false,
+      STATSD_UNIX: false,
+      STATSD_MGMT: false,
+      STATSD_UDP_RECV_BUFFER: 4 << 20,
+      STATSD_UDP_QUEUE_BYTES: 8 << 20,
+      STATSD_UDP_QUEUE_RELEASE_MS: 50,
+    });
+    const port = r.statsd.udp!.address()!.port;
+    const st = r.statsd.udp!.stats;
+    // A sender that goes on until told to stop: 10 lines a datagram, 1.3-1.4 KB (an ignored |x field
+    // pads them, so records end at varied offsets), ~4,000 datagrams a second.
+    const LINES = 10;
+    const stopFile = path.join(dir, 'stop');
+    const sentFile = path.join(dir, 'sent');
+    const sender = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const fs = require('fs');
+         const d = require('dgram').createSocket('udp4');
+         let i = 0;
+         const go = () => {
+           if (fs.existsSync(${JSON.stringify(stopFile)})) return setTimeout(() => { fs.writeFileSync(${JSON.stringify(sentFile)}, String(i)); d.close(); }, 100);
+           for (let k = 0; k < 20; k++, i++) d.send(Array.from({ length: ${LINES} }, (_, j) => 'move:1|c|x' + 'p'.repeat(120 + ((i + j) % 17))).join('\\n'), ${port}, '127.0.0.1');
+           setTimeout(go, 5);
+         };
+         go();`,
+      ],
+      { stdio: 'ignore' },
+    );
+    const exited = new Promise((res) => sender.once('exit', res));
+    try {
+      for (let cycle = 0; cycle < 3; cycle++) {
+        // Hold this thread (as a long flush would) until a burst has queued up past 2.5 MiB...
+        const until = Date.now() + 20_000;
+        while (st.queuedBytes() < 5 << 19 && Date.now() < until);
+        expect(st.queuedBytes()).toBeGreaterThanOrEqual(5 << 19);
+        expect(st.queueTouchedBytes()).toBeGreaterThanOrEqual(5 << 19);
+        // ...then let go: once it has held under 1 MiB for 50 ms, with datagrams still coming, the queue is replaced.
+        await waitFor(`release ${cycle + 1}`, () => st.queueReleases > cycle);
+      }
+    } finally {
+      fs.writeFileSync(stopFile, '');
+      await exited;
+    }
+    const sent = Number(fs.readFileSync(sentFile, 'utf8'));
+    // Every datagram the reader thread kept was parsed once and whole (none lost or read twice at a move).
+    await waitFor('every datagram kept', () => st.lines === LINES * (sent - st.packetsDropped - st.kernelDrops())).catch((e) => {
+      throw new Error(`${e.message}: ${st.lines} lines of ${sent} datagrams, ${st.packetsDropped} dropped at the queue, ${st.kernelDrops()} by the kernel`);
+    });
+    expect(Object.values(st.bad).every((n) => n === 0)).toBe(true);
+    expect(st.queueReleases).toBeGreaterThanOrEqual(3);
+    // The queue in use now was touched only by the paced datagrams since the last move.
+    expect(st.queueTouchedBytes()).toBeLessThan(2 << 20);
+    expect(await metricValue(r.registry, 'osprey_statsd_udp_queue_releases_total', { listener: 'udp' })).toBe(st.queueReleases);
+    const rows = await flushed(r);
+    expect(rows.map((x) => [x.name, x.sum])).toEqual([['move', st.lines]]);
+  });
 });
 
 describe('backpressure', () => {

@@ -80,6 +80,15 @@ export function statsdParsers(maxLineLength: number, tokenAuth: boolean): Statsd
  * full and empty differ. An empty ring whose writer has passed its first MiB also starts
  * again at 0 (the same marker), so the pages touched, and resident, are the first MiB and as
  * far beyond as datagrams ever queued up, not the whole ring (32 MiB by default).
+ * Those pages stay resident after the burst that touched them (node cannot madvise them
+ * away), so a ring that reached past RING_RELEASE_ABOVE and has since held less than
+ * RING_REUSE for STATSD_UDP_QUEUE_RELEASE_MS is replaced: this thread hands the worker a
+ * fresh ring (untouched pages cost nothing), the worker writes a SWAP marker where it stands
+ * in the old one and goes on in the new one, and this thread follows when it reads the
+ * marker. The old ring's memory goes back to the system once both threads' collectors drop it
+ * (the worker collects at once where `gc` is exposed, as ingest's node flags do; this thread
+ * at its next full collection). The header (positions, flags) is the first RING_HEADER_BYTES
+ * of each ring's buffer, so the two rings' positions never mix.
  * Wake-ups: this thread, finding the ring empty after a turn that
  * parsed something, looks again a millisecond later (under load datagrams keep coming, and
  * a message per datagram would cost more than parsing it); finding it empty on such a look,
@@ -98,20 +107,62 @@ const RING_NAP = 4;
 /** The furthest byte of the ring ever written: how much of it is resident. */
 const RING_HIGH = 5;
 const RING_WRAP = 0xffffffff;
+/** Where the writer went on in a fresh ring: the reader follows it there. */
+const RING_SWAP = 0xfffffffe;
+/** The header's six int32s, before the ring's bytes in the same buffer. */
+const RING_HEADER_BYTES = 24;
 /** An empty ring whose writer is at least this far in starts again at 0 (a ring no larger never does). */
 const RING_REUSE = 1 << 20;
+/** A ring touched at least this far is replaced once it has been quiet a while (see above). */
+const RING_RELEASE_ABOVE = 2 * RING_REUSE;
 /** The same numbers, for the worker (its source is a string). */
-const RING_LAYOUT = { WRITE: RING_WRITE, READ: RING_READ, IDLE: RING_IDLE, DROPPED: RING_DROPPED, NAP: RING_NAP, HIGH: RING_HIGH, WRAP: RING_WRAP, REUSE: RING_REUSE };
+const RING_LAYOUT = {
+  WRITE: RING_WRITE,
+  READ: RING_READ,
+  IDLE: RING_IDLE,
+  DROPPED: RING_DROPPED,
+  NAP: RING_NAP,
+  HIGH: RING_HIGH,
+  WRAP: RING_WRAP,
+  SWAP: RING_SWAP,
+  HEADER_BYTES: RING_HEADER_BYTES,
+  REUSE: RING_REUSE,
+};
+
+/** A ring and its header, in one SharedArrayBuffer. */
+class Ring {
+  readonly header: Int32Array;
+  readonly bytes: Buffer;
+  constructor(readonly buffer: SharedArrayBuffer) {
+    this.header = new Int32Array(buffer, 0, RING_HEADER_BYTES / 4);
+    this.bytes = Buffer.from(buffer, RING_HEADER_BYTES);
+  }
+  static allocate(size: number): Ring {
+    return new Ring(new SharedArrayBuffer(RING_HEADER_BYTES + size));
+  }
+}
 
 const UDP_WORKER = String.raw`
 const { parentPort, workerData } = require('node:worker_threads');
 const dgram = require('node:dgram');
 
-const { WRITE, READ, IDLE, DROPPED, NAP, HIGH, WRAP, REUSE } = workerData.layout;
-const hdr = new Int32Array(workerData.header);
-const ring = Buffer.from(workerData.ring);
-const size = ring.length;
-const half = size >>> 1;
+const { WRITE, READ, IDLE, DROPPED, NAP, HIGH, WRAP, SWAP, HEADER_BYTES, REUSE } = workerData.layout;
+// The ring comes in a message ({ t: 'ring' }), never through workerData, which would keep
+// the first one alive as long as the thread.
+let hdr = null;
+let ring = null;
+let size = 0;
+let half = 0;
+let w = 0;
+let high = 0;
+const adopt = (buffer) => {
+  hdr = new Int32Array(buffer, 0, HEADER_BYTES / 4);
+  ring = Buffer.from(buffer, HEADER_BYTES);
+  size = ring.length;
+  half = size >>> 1;
+  w = Atomics.load(hdr, WRITE);
+  high = Atomics.load(hdr, HIGH);
+};
 const coalesceMs = workerData.coalesceMs;
 let socket = null;
 // Coalescing: a datagram that came within coalesceMs of the last one timed (datagrams are
@@ -130,20 +181,11 @@ const nap = () => {
   sinceNap = 0;
   if (n < TURN_MAX) Atomics.wait(hdr, NAP, 0, coalesceMs);
 };
-let w = Atomics.load(hdr, WRITE);
-let high = Atomics.load(hdr, HIGH);
 // This thread's id, for its scheduling priority (reader-priority.ts): /proc/thread-self is "pid/task/tid".
 let tid = 0;
 try { tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop()) || 0; } catch {}
-const onMessage = (msg) => {
-  const need = msg.length + 4;
-  let r = Atomics.load(hdr, READ);
-  if ((w >= r ? w - r : size - r + w) > half) {
-    // More than half the ring waits: the parsing thread is behind. A millisecond's nap gives
-    // it the core (this thread may be real-time) rather than reading what it cannot parse.
-    Atomics.wait(hdr, NAP, 0, 1);
-    r = Atomics.load(hdr, READ);
-  }
+// Where a record of need bytes (its u32 length included) goes with the reader at r, or -1: no room.
+const place = (need, r) => {
   let at = w;
   if (at === r && at >= REUSE) {
     // Empty, and past the ring's first MiB: start again at 0 (a WRAP marker where the reader
@@ -154,18 +196,50 @@ const onMessage = (msg) => {
     // Room before the end; with the reader at 0 the writer must not reach the end (w === r would read as empty).
     if (size - at - (r === 0 ? 1 : 0) < need) {
       // From 0 then, if it fits below the reader (keeping one byte free).
-      if (need >= r) { Atomics.add(hdr, DROPPED, 1); return; }
+      if (need >= r) return -1;
       if (size - at >= 4) ring.writeUInt32LE(WRAP, at);
       at = 0;
     }
-  } else if (r - at <= need) { Atomics.add(hdr, DROPPED, 1); return; }
-  ring.writeUInt32LE(msg.length, at);
-  msg.copy(ring, at + 4);
+  } else if (r - at <= need) return -1;
+  return at;
+};
+// Publishes a record written at \`at\`, need bytes long, and wakes the parsing thread if it sleeps.
+const publish = (at, need) => {
   w = at + need;
   if (w > high) { high = w; Atomics.store(hdr, HIGH, high); }
   if (w === size) w = 0;
   Atomics.store(hdr, WRITE, w);
   if (Atomics.load(hdr, IDLE) === 1 && Atomics.exchange(hdr, IDLE, 0) === 1) parentPort.postMessage({ t: 'data' });
+};
+// Goes on in a fresh ring: a SWAP marker in this one tells the reader to follow. False if even the marker does not fit (the ring is full).
+const swapTo = (buffer) => {
+  const had = ring !== null;
+  if (had) {
+    const at = place(4, Atomics.load(hdr, READ));
+    if (at < 0) return false;
+    ring.writeUInt32LE(SWAP, at);
+    publish(at, 4);
+  }
+  adopt(buffer);
+  // Drop this thread's hold on the old ring now (a few ms for this small heap): its memory
+  // goes back when both threads have.
+  if (had && typeof gc === 'function') gc();
+  return true;
+};
+const onMessage = (msg) => {
+  const need = msg.length + 4;
+  let r = Atomics.load(hdr, READ);
+  if ((w >= r ? w - r : size - r + w) > half) {
+    // More than half the ring waits: the parsing thread is behind. A millisecond's nap gives
+    // it the core (this thread may be real-time) rather than reading what it cannot parse.
+    Atomics.wait(hdr, NAP, 0, 1);
+    r = Atomics.load(hdr, READ);
+  }
+  const at = place(need, r);
+  if (at < 0) { Atomics.add(hdr, DROPPED, 1); return; }
+  ring.writeUInt32LE(msg.length, at);
+  msg.copy(ring, at + 4);
+  publish(at, need);
   sinceNap++;
   if (coalesceMs > 0 && !napQueued) {
     const now = performance.now();
@@ -174,7 +248,9 @@ const onMessage = (msg) => {
   }
 };
 parentPort.on('message', (m) => {
-  if (m.t === 'bind') {
+  if (m.t === 'ring') {
+    parentPort.postMessage({ t: 'ring', swapped: swapTo(m.buffer) });
+  } else if (m.t === 'bind') {
     const s = dgram.createSocket({ type: m.type, reuseAddr: true, ...(m.recvBufferSize > 0 ? { recvBufferSize: m.recvBufferSize } : {}) });
     s.once('error', (err) => { s.close(); parentPort.postMessage({ t: err.code === 'EADDRINUSE' ? 'inuse' : 'error', code: err.code, message: err.message }); });
     s.bind(m.port, m.host, () => {
@@ -200,10 +276,13 @@ export class UdpListener {
   readonly stats = new ListenerStats('udp');
   private worker: Worker | null = null;
   private bound: net.AddressInfo | null = null;
-  /** RING_WRITE, RING_READ, RING_IDLE, RING_DROPPED, RING_NAP, RING_HIGH (see UDP_WORKER). */
-  private readonly header = new Int32Array(new SharedArrayBuffer(24));
-  /** Allocated once; its pages are touched only as far as datagrams ever queue up (past its first MiB). */
-  private readonly ring: Buffer;
+  /** The ring read now; its pages are touched only as far as datagrams ever queue up (past its first MiB). */
+  private ring: Ring;
+  /** A fresh ring handed to the worker, followed at its SWAP marker. */
+  private next: Ring | null = null;
+  /** Since when the ring has held less than RING_REUSE (null: it holds more now). */
+  private quietSince: number | null = null;
+  private releaseTimer: NodeJS.Timeout | null = null;
   private readonly drainLater = () => this.drain(false);
   private pollTimer: NodeJS.Timeout | null = null;
   private readonly poll = () => {
@@ -222,16 +301,18 @@ export class UdpListener {
   /** The reader thread's id (0: unknown, or not started yet). */
   readerTid = 0;
 
-  constructor(private readonly o: ListenerBase & { host: string; port: number; recvBufferSize: number; queueBytes: number; coalesceUs: number; readerPriority: ReaderPriority }) {
-    this.ring = Buffer.from(new SharedArrayBuffer(o.queueBytes));
+  constructor(
+    private readonly o: ListenerBase & { host: string; port: number; recvBufferSize: number; queueBytes: number; queueReleaseMs: number; coalesceUs: number; readerPriority: ReaderPriority },
+  ) {
+    this.ring = Ring.allocate(o.queueBytes);
     this.sink = o.intake.sink(this.stats);
     const p = o.parsers;
     this.parser = p.tokened ?? p.plain;
     this.what = `statsd udp ${o.host}:${o.port}`;
     this.claim = new Claim({ what: this.what, log: o.log, retryMs: o.retryMs, tryBind: () => this.bind(), onChange: (b) => (this.stats.bound = b) });
-    Atomics.store(this.header, RING_IDLE, 1);
+    Atomics.store(this.ring.header, RING_IDLE, 1);
     this.stats.queuedBytes = () => this.queuedBytes;
-    this.stats.queueTouchedBytes = () => Atomics.load(this.header, RING_HIGH);
+    this.stats.queueTouchedBytes = () => Atomics.load(this.ring.header, RING_HIGH);
     this.stats.kernelDrops = () => this.kernelDrops;
   }
 
@@ -246,9 +327,50 @@ export class UdpListener {
 
   /** Datagrams read by the worker but not parsed yet, in bytes (osprey_statsd_udp_queued_bytes). */
   get queuedBytes(): number {
-    const w = Atomics.load(this.header, RING_WRITE);
-    const r = Atomics.load(this.header, RING_READ);
-    return w >= r ? w - r : this.ring.length - r + w;
+    const h = this.ring.header;
+    const w = Atomics.load(h, RING_WRITE);
+    const r = Atomics.load(h, RING_READ);
+    return w >= r ? w - r : this.ring.bytes.length - r + w;
+  }
+
+  /**
+   * Every second (or STATSD_UDP_QUEUE_RELEASE_MS, if shorter): a ring touched past
+   * RING_RELEASE_ABOVE that has held less than RING_REUSE for STATSD_UDP_QUEUE_RELEASE_MS is
+   * replaced by a fresh one (see UDP_WORKER's comment).
+   */
+  private checkRelease(): void {
+    const worker = this.worker;
+    if (!worker || this.next || Atomics.load(this.ring.header, RING_HIGH) < RING_RELEASE_ABOVE) {
+      this.quietSince = null;
+      return;
+    }
+    const now = performance.now();
+    if (this.queuedBytes >= RING_REUSE) this.quietSince = null;
+    else if (this.quietSince === null) this.quietSince = now;
+    else if (now - this.quietSince >= this.o.queueReleaseMs) {
+      this.quietSince = null;
+      const next = Ring.allocate(this.ring.bytes.length);
+      this.next = next;
+      this.ask(worker, { t: 'ring', buffer: next.buffer }).then(
+        (m) => {
+          // Not swapped (the ring filled up meanwhile): the next quiet spell tries again.
+          if (m.t !== 'ring' || !m.swapped) {
+            if (this.next === next) this.next = null;
+          }
+        },
+        () => {},
+      );
+    }
+  }
+
+  /** Reads on in the ring the worker went on in (at its SWAP marker in this one). */
+  private follow(): void {
+    const next = this.next;
+    if (!next) throw new Error('statsd udp: a SWAP marker with no ring to follow');
+    this.stats.packetsDropped += Atomics.exchange(this.ring.header, RING_DROPPED, 0);
+    this.ring = next;
+    this.next = null;
+    this.stats.queueReleases++;
   }
 
   /** The bound socket's inode (udp-drops.ts), and the kernel's drops of the sockets before it. */
@@ -299,9 +421,9 @@ export class UdpListener {
    * once more, so a datagram published meanwhile is never left waiting for a wake-up.
    */
   private drain(all: boolean): void {
-    const h = this.header;
-    const ring = this.ring;
-    const size = ring.length;
+    let h = this.ring.header;
+    let ring = this.ring.bytes;
+    let size = ring.length;
     const st = this.stats;
     const sink = this.sink;
     const parser = this.parser;
@@ -347,6 +469,15 @@ export class UdpListener {
         r = 0;
         continue;
       }
+      if (len === RING_SWAP) {
+        Atomics.store(h, RING_READ, r + 4);
+        this.follow();
+        h = this.ring.header;
+        ring = this.ring.bytes;
+        size = ring.length;
+        r = Atomics.load(h, RING_READ);
+        continue;
+      }
       const start = r + 4;
       const end = start + len;
       budget -= len + 4;
@@ -371,7 +502,7 @@ export class UdpListener {
       // holds it (at 120,000 lines/s over 100,000 stats its heap stayed under 6.2 MB, --trace-gc).
       const w = new Worker(UDP_WORKER, {
         eval: true,
-        workerData: { header: this.header.buffer, ring: this.ring.buffer, layout: RING_LAYOUT, coalesceMs: this.o.coalesceUs / 1000 },
+        workerData: { layout: RING_LAYOUT, coalesceMs: this.o.coalesceUs / 1000 },
         resourceLimits: { maxYoungGenerationSizeMb: 2 },
       });
       w.on('message', (m: WorkerReply) => this.onWorkerMessage(m));
@@ -381,6 +512,7 @@ export class UdpListener {
       });
       w.unref();
       this.worker = w;
+      await this.ask(w, { t: 'ring', buffer: this.ring.buffer });
     }
     const m = await this.ask(this.worker, { t: 'bind', type: net.isIPv6(host) ? 'udp6' : 'udp4', host, port, recvBufferSize });
     if (m.t === 'inuse') return false;
@@ -404,6 +536,11 @@ export class UdpListener {
       }
     }
     this.o.log.info({ address: m.address, recvBuffer: m.recvBuffer, readerPriority: this.stats.readerPriority }, `${this.what}: listening`);
+    const releaseMs = this.o.queueReleaseMs;
+    if (releaseMs > 0 && this.releaseTimer === null) {
+      this.releaseTimer = setInterval(() => this.checkRelease(), Math.min(1000, releaseMs));
+      this.releaseTimer.unref();
+    }
     return true;
   }
 
@@ -411,6 +548,10 @@ export class UdpListener {
   async stop(): Promise<void> {
     this.claim.stop();
     this.stats.bound = false;
+    // A ring handed over before this is followed below (its marker precedes the close's answer).
+    if (this.releaseTimer) clearInterval(this.releaseTimer);
+    this.releaseTimer = null;
+    this.quietSince = null;
     const w = this.worker;
     if (!w) return;
     this.earlierKernelDrops = this.kernelDrops;
@@ -429,6 +570,7 @@ export class UdpListener {
 
 type WorkerReply =
   | { t: 'data' }
+  | { t: 'ring'; swapped: boolean }
   | { t: 'bound'; address: net.AddressInfo; recvBuffer: number; tid: number }
   | { t: 'inuse' }
   | { t: 'closed' }

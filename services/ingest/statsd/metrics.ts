@@ -22,6 +22,7 @@ export function registerStatsdMetrics(registry: Registry, listeners: () => Liste
   copy('osprey_statsd_lines_total', 'statsd lines received, good and bad', (s) => s.lines);
   copy('osprey_statsd_dropped_packets_total', 'UDP datagrams dropped because too many were waiting to be parsed', (s) => s.packetsDropped);
   copy('osprey_statsd_read_pauses_total', 'Times a TCP or Unix connection stopped reading until the write-ahead log had written its backlog', (s) => s.pauses);
+  copy('osprey_statsd_udp_queue_releases_total', "Times the UDP reader thread's queue, touched far by a burst, was replaced by a fresh one once quiet (STATSD_UDP_QUEUE_RELEASE_MS): its memory went back to the system", (s) => s.queueReleases);
   copy('osprey_statsd_udp_kernel_drops_total', "UDP datagrams the kernel dropped for this listener's socket (its receive buffer was full; /proc/net/udp)", (s) => s.kernelDrops());
 
   const byReason = <R extends string>(name: string, help: string, reasons: readonly R[], read: (s: ListenerStats) => Record<R, number>) =>

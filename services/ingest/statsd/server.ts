@@ -66,7 +66,7 @@ export async function startStatsd(d: StatsdDeps): Promise<StatsdServer> {
   });
   const parsers = statsdParsers(c.STATSD_MAX_LINE, tokenAuth);
   const base = { intake, parsers, backpressure: d.backpressure, log, maxLineLength: c.STATSD_MAX_LINE, retryMs: c.STATSD_BIND_RETRY_MS, now: d.now };
-  const udp = c.STATSD_UDP ? new UdpListener({ ...base, host: c.STATSD_UDP_HOST, port: c.STATSD_UDP_PORT, recvBufferSize: c.STATSD_UDP_RECV_BUFFER, queueBytes: c.STATSD_UDP_QUEUE_BYTES, coalesceUs: c.STATSD_UDP_COALESCE_US, readerPriority: c.STATSD_UDP_READER_PRIORITY }) : null;
+  const udp = c.STATSD_UDP ? new UdpListener({ ...base, host: c.STATSD_UDP_HOST, port: c.STATSD_UDP_PORT, recvBufferSize: c.STATSD_UDP_RECV_BUFFER, queueBytes: c.STATSD_UDP_QUEUE_BYTES, queueReleaseMs: c.STATSD_UDP_QUEUE_RELEASE_MS, coalesceUs: c.STATSD_UDP_COALESCE_US, readerPriority: c.STATSD_UDP_READER_PRIORITY }) : null;
   const tcp = c.STATSD_TCP ? new StreamListener({ ...base, address: { kind: 'tcp', host: c.STATSD_TCP_HOST, port: c.STATSD_TCP_PORT } }) : null;
   const unix = c.STATSD_UNIX ? new StreamListener({ ...base, address: { kind: 'unix', path: c.STATSD_UNIX_PATH, mode: c.STATSD_UNIX_MODE } }) : null;
   const management = c.STATSD_MGMT ? new ManagementServer({ host: c.STATSD_MGMT_HOST, port: c.STATSD_MGMT_PORT, intake, log, retryMs: c.STATSD_BIND_RETRY_MS, now: d.now }) : null;
