@@ -222,8 +222,9 @@ const swapTo = (buffer) => {
   }
   adopt(buffer);
   // Drop this thread's hold on the old ring now (a few ms for this small heap): its memory
-  // goes back when both threads have.
-  if (had && typeof gc === 'function') gc();
+  // goes back when both threads have. From a fresh stack: this frame's registers may still
+  // hold the old ring, and a collection from here kept it alive.
+  if (had && typeof gc === 'function') setImmediate(() => gc());
   return true;
 };
 const onMessage = (msg) => {
