@@ -255,6 +255,20 @@ describe('mergeSerializedQuantiles', () => {
     );
   });
 
+  it('gives the same bytes from call to call, whatever the calls before (its arrays are reused and grown), a failed one too', () => {
+    // Thousands of bins (past the arrays' first size) on both sides, then small ones, then a corrupt one.
+    const wide = (seed: number) => sketchOf(Array.from({ length: 3000 }, (_, i) => (i % 2 ? -1 : 1) * Math.exp(((i * 7919 + seed) % 3000) / 200)));
+    const small = (seed: number) => sketchOf([seed, seed + 1, -seed]);
+    const sketches = [wide(1), small(2), wide(3), small(4), wide(5)].map((x) => x.serialize());
+    const expected = (a: Uint8Array, b: Uint8Array) => merged(QuantileSketch.deserialize(a), QuantileSketch.deserialize(b)).serialize();
+    for (const a of sketches) {
+      for (const b of sketches) {
+        expect(mergeSerializedQuantiles(a, b)).toEqual(expected(a, b));
+        expect(() => mergeSerializedQuantiles(a, b.subarray(0, b.length - 3))).toThrow();
+      }
+    }
+  });
+
   it('rejects a corrupt side with an Error', () => {
     const good = sketchOf([1, 2, -3, 0]).serialize();
     expect(() => mergeSerializedQuantiles(good, good.subarray(0, good.length - 1))).toThrow();
