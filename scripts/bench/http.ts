@@ -22,7 +22,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RowDataPacket } from 'mysql2/promise';
-import { nodeArgsOf } from '../../deploy/services.js';
+import { envOf, nodeArgsOf } from '../../deploy/services.js';
 import { createAccount } from '../../services/kit/accounts.js';
 import { createTestDatabase, TEST_SERVICE_TOKEN } from '../../services/kit/testing/db.js';
 import type { LoadResult, LoadSpec } from './load.js';
@@ -146,7 +146,7 @@ async function main() {
   // The ingest's write-ahead log in a directory of its own (never npm start's .data/wal),
   // on the same disk, so each Record call pays the fdatasync it pays in service.
   const walRoot = mkdtempSync(path.join(os.tmpdir(), 'osprey-bench-wal-'));
-  const ingest = await startServer('services/ingest/main.ts', { ...common, FLUSH_INTERVAL_MS: '1000', WAL_ROOT: walRoot }, /ingest replica ready/);
+  const ingest = await startServer('services/ingest/main.ts', { ...envOf('ingest'), ...common, FLUSH_INTERVAL_MS: '1000', WAL_ROOT: walRoot }, /ingest replica ready/);
   const apiPort = await freePort();
   const api = await startServer('services/api/main.ts', { ...common, PORT: String(apiPort), HOST: '127.0.0.1', API_WORKERS: '1', RATE_LIMIT_POINTS_PER_SEC: String(RATE_LIMIT), RATE_LIMIT_BURST: String(RATE_LIMIT) }, /"pid":(\d+).*"opsPort":(\d+).*api replica ready/);
   api.proc.pids.push(Number(api.match[1]));

@@ -36,7 +36,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RowDataPacket } from 'mysql2/promise';
 import { buildRelease } from '../../deploy/release.js';
-import { nodeArgsOf } from '../../deploy/services.js';
+import { envOf, nodeArgsOf } from '../../deploy/services.js';
 import { createAccount } from '../../services/kit/accounts.js';
 import { createTestDatabase, TEST_SERVICE_TOKEN } from '../../services/kit/testing/db.js';
 import { udpRcvbufErrors } from '../../services/ingest/statsd/soak.js';
@@ -203,6 +203,7 @@ async function startOsprey(databaseUrl: string, accountId: number, dir: string):
   // transform cache in the process, whose memory the peak RSS would otherwise count).
   const release = await buildRelease({ root, outDir: path.join(dir, 'release'), tarball: false, link: true });
   const child = pinned([...prof, ...nodeArgsOf('ingest'), path.join(release.dir, 'dist/services/ingest/main.js')], {
+    ...envOf('ingest'),
     ...process.env,
     DATABASE_URL: databaseUrl,
     SERVICE_TOKEN: TEST_SERVICE_TOKEN,

@@ -5,7 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
-import { nodeArgsOf } from '../../deploy/services.js';
+import { envOf, nodeArgsOf } from '../../deploy/services.js';
 
 /**
  * The local stack as real processes: what `npm start`, the end-to-end tests, the
@@ -85,6 +85,7 @@ export async function startStack(opts: {
     const index = reuse ?? counters.get(spec.name) ?? 0;
     if (reuse === undefined) counters.set(spec.name, index + 1);
     const env: Record<string, string> = {
+      ...envOf(spec.name),
       ...(process.env as Record<string, string>),
       // Which replica this is on this host: ingest keeps its write-ahead log per index.
       REPLICA_INDEX: String(index),

@@ -128,7 +128,7 @@ describe('Aggregator.add (counters and values)', () => {
 });
 
 describe('Aggregator columns', () => {
-  it('agrees with a per-(stat, minute) reference past growth, across many minutes of one stat, and in later windows on reused and shrunk columns', () => {
+  it('agrees with a per-(stat, minute) reference past growth, across many minutes of one stat, and in later windows on fresh and shrunk columns', () => {
     const a = new Aggregator();
     let seed = 7;
     const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
@@ -156,12 +156,12 @@ describe('Aggregator columns', () => {
     }
   });
 
-  it('hands over buckets whose numbers are a copy: later samples in the reused columns leave them alone, and writes stay in them', () => {
+  it('hands over buckets whose numbers stay theirs: later samples in the next window\'s columns leave them alone, and writes stay in them', () => {
     const a = new Aggregator();
     a.add(1, 60_000, 5);
     a.add(2, 60_000, 1);
     const [one, two] = a.take();
-    a.add(3, 120_000, 7); // lands in slot 0 of the columns, where stat 1 was
+    a.add(3, 120_000, 7); // slot 0 of the next window, the slot stat 1 had
     a.add(3, 120_000, 9);
     expect(rollupColumnsOf(one)).toEqual({ statId: 1, bucket: 60, count: 1, sum: 5, min: 5, max: 5, sumsq: 25, lastValue: 5, lastTime: 60_000 });
     one.count += 2;

@@ -324,18 +324,18 @@ export class Aggregator {
 
   /**
    * Everything added since the last take(), as Bucket objects in the order the buckets were
-   * made; the columns are reused for the next window, gauge heads start over (the flush
-   * writes them). The buckets' numbers are a copy of the window's columns (TakenBucket).
+   * made; gauge heads start over (the flush writes them). The buckets read the window's own
+   * columns (TakenBucket), handed over, not copied, and the next window starts in fresh ones:
+   * zeroed by the system and in memory only as far as that window fills them, while the
+   * taken ones go back with the flush's buckets (with ingest's MALLOC_MMAP_THRESHOLD_, see
+   * deploy/services.ts; glibc's arena would otherwise keep them). Copying kept both the copy
+   * and the window's columns, as far as its largest window ever reached, in memory.
    */
   take(): Bucket[] {
     const n = this.used;
     const out = new Array<Bucket>(n);
     const sketches = this.sketches;
-    const taken: TakenColumns = {
-      num: this.num.slice(0, n * NUM),
-      statIds: this.statIds.slice(0, n),
-      minutes: this.minutes.slice(0, n),
-    };
+    const taken: TakenColumns = { num: this.num, statIds: this.statIds, minutes: this.minutes };
     for (let s = 0; s < n; s++) {
       const sk = sketches[s];
       out[s] = new TakenBucket(
@@ -350,8 +350,8 @@ export class Aggregator {
     this.sketches = [];
     this.relatives = [];
     this.used = 0;
-    // A window far larger than the usual one gives its room back.
-    if (this.capacity > FIRST_CAPACITY && n < this.capacity / 8) this.resize(this.capacity / 2);
+    // Fresh columns (used is 0: nothing is kept); a window far larger than the usual one gives its room back.
+    this.resize(this.capacity > FIRST_CAPACITY && n < this.capacity / 8 ? this.capacity / 2 : this.capacity);
     this.latest = new Map();
     this.heads = new Map();
     this.samples = 0;
