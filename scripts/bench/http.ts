@@ -69,8 +69,9 @@ function nodeArgs(script: string): string[] {
 }
 
 /** Starts a server process and resolves once a stdout line matches `ready`. */
-function startServer(script: string, env: Record<string, string>, ready: RegExp): Promise<{ proc: Proc; match: RegExpExecArray }> {
-  const child = spawn('taskset', nodeArgs(script), { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** `defaults` (a service's own environment, deploy/services.ts) yield to this shell's, as under the agent and npm start; `env` wins over both. */
+function startServer(script: string, env: Record<string, string>, ready: RegExp, defaults: Record<string, string> = {}): Promise<{ proc: Proc; match: RegExpExecArray }> {
+  const child = spawn('taskset', nodeArgs(script), { cwd: root, env: { ...defaults, ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   let tail = '';
   child.stderr!.on('data', (d) => (tail = (tail + d).slice(-4000)));
@@ -146,7 +147,7 @@ async function main() {
   // The ingest's write-ahead log in a directory of its own (never npm start's .data/wal),
   // on the same disk, so each Record call pays the fdatasync it pays in service.
   const walRoot = mkdtempSync(path.join(os.tmpdir(), 'osprey-bench-wal-'));
-  const ingest = await startServer('services/ingest/main.ts', { ...envOf('ingest'), ...common, FLUSH_INTERVAL_MS: '1000', WAL_ROOT: walRoot }, /ingest replica ready/);
+  const ingest = await startServer('services/ingest/main.ts', { ...common, FLUSH_INTERVAL_MS: '1000', WAL_ROOT: walRoot }, /ingest replica ready/, envOf('ingest'));
   const apiPort = await freePort();
   const api = await startServer('services/api/main.ts', { ...common, PORT: String(apiPort), HOST: '127.0.0.1', API_WORKERS: '1', RATE_LIMIT_POINTS_PER_SEC: String(RATE_LIMIT), RATE_LIMIT_BURST: String(RATE_LIMIT) }, /"pid":(\d+).*"opsPort":(\d+).*api replica ready/);
   api.proc.pids.push(Number(api.match[1]));

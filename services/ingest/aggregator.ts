@@ -87,8 +87,9 @@ const FIRST_CAPACITY = 1024;
 
 /**
  * In-memory rollups per (stat, minute). Samples are added on the request path; the flusher
- * takes everything at once with take(), which hands the window's buckets over as Bucket
- * objects and starts the next window in the same columns, so adding never waits for a flush.
+ * takes everything at once with take(), which hands the window's buckets (and columns) over
+ * as Bucket objects and starts the next window in fresh columns, so adding never waits for a
+ * flush.
  *
  * A window's buckets live in columns (struct of arrays), not as objects: a slot's doubles in
  * one Float64Array, its stat id, minute and kind in typed arrays, its sketch and relative

@@ -355,9 +355,7 @@ export class UdpListener {
       this.ask(worker, { t: 'ring', buffer: next.buffer }).then(
         (m) => {
           // Not swapped (the ring filled up meanwhile): the next quiet spell tries again.
-          if (m.t !== 'ring' || !m.swapped) {
-            if (this.next === next) this.next = null;
-          }
+          if ((m.t !== 'ring' || !m.swapped) && this.next === next) this.next = null;
         },
         () => {},
       );
@@ -471,7 +469,6 @@ export class UdpListener {
         continue;
       }
       if (len === RING_SWAP) {
-        Atomics.store(h, RING_READ, r + 4);
         this.follow();
         h = this.ring.header;
         ring = this.ring.bytes;
