@@ -27,6 +27,33 @@ afterAll(async () => {
   await tdb?.drop();
 });
 
+describe('api workers accept their own connections', () => {
+  it('answers requests on new connections while the cluster primary is stopped', async () => {
+    const account = await createAccount(tdb.database.pool, 'primary-stopped@example.com');
+    const primary = stack.processes.find((p) => p.service === 'api')!.child.pid!;
+    // Stopped, the primary can neither accept nor hand a connection to a worker: every
+    // request below is on a connection of its own, so each one needs a worker to accept it.
+    process.kill(primary, 'SIGSTOP');
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const body = new URLSearchParams({ ezkey: account.ezkey, stat: 'primary stopped', count: '1' }).toString();
+        statuses.push((await postForm(false, `http://127.0.0.1:${stack.ports.api}/ez`, body, 10_000)).statusCode);
+      }
+      expect(statuses).toEqual(Array(20).fill(204));
+    } finally {
+      process.kill(primary, 'SIGCONT');
+    }
+    await expect.poll(async () => {
+      const [r] = await tdb.database.pool.query<RowDataPacket[]>(
+        'SELECT SUM(r.count) AS n FROM rollups_1m r JOIN stats s ON s.id = r.stat_id WHERE s.account_id = ? AND s.name = ?',
+        [account.id, 'primary stopped'],
+      );
+      return Number(r[0].n);
+    }, { timeout: 10_000 }).toBe(20);
+  }, 60_000);
+});
+
 describe('/ez → api → ingest → MySQL, with an ingest replica stopped halfway', () => {
   it('keeps every acknowledged point exactly once and fails no request', async () => {
     const account = await createAccount(tdb.database.pool, 'e2e@example.com');
@@ -71,7 +98,8 @@ describe('/ez → api → ingest → MySQL, with an ingest replica stopped halfw
 
     await stack.stop();
     const [rows] = await tdb.database.pool.query<RowDataPacket[]>(
-      'SELECT s.name, SUM(r.sum) AS total, SUM(r.count) AS n FROM rollups_1m r JOIN stats s ON s.id = r.stat_id GROUP BY s.name',
+      'SELECT s.name, SUM(r.sum) AS total, SUM(r.count) AS n FROM rollups_1m r JOIN stats s ON s.id = r.stat_id WHERE s.account_id = ? GROUP BY s.name',
+      [account.id],
     );
     const stored = new Map(rows.map((r) => [String(r.name), Number(r.total)]));
     expect(stored.size).toBe(200);
@@ -80,9 +108,10 @@ describe('/ez → api → ingest → MySQL, with an ingest replica stopped halfw
   });
 });
 
-function postForm(agent: http.Agent, url: string, body: string): Promise<{ statusCode: number; body: string }> {
+/** `agent` false: a connection of its own. A request not answered in `timeoutMs` fails. */
+function postForm(agent: http.Agent | false, url: string, body: string, timeoutMs = 30_000): Promise<{ statusCode: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } }, (res) => {
+    const req = http.request(url, { method: 'POST', agent, timeout: timeoutMs, headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c) => (text += c));
@@ -90,6 +119,7 @@ function postForm(agent: http.Agent, url: string, body: string): Promise<{ statu
       res.on('error', reject);
     });
     req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
     req.end(body);
   });
 }
