@@ -76,7 +76,7 @@ describe('environment and unit files', () => {
       { node: '/usr/bin/node', user: 'osprey', stopTimeoutMs: 30_000, envFile: '/opt/osprey/state/env/ingest-1.env' },
     );
     // the service's node flags come before its entry
-    expect(text).toContain('ExecStart=/usr/bin/node --max-semi-space-size=4 --single-threaded-gc --expose-gc /opt/osprey/releases/20250101T000000Z/dist/services/ingest/main.js');
+    expect(text).toContain('ExecStart=/usr/bin/node --min-semi-space-size=4 --max-semi-space-size=4 --single-threaded-gc --expose-gc /opt/osprey/releases/20250101T000000Z/dist/services/ingest/main.js');
     expect(text).toContain('EnvironmentFile=/opt/osprey/state/env/ingest-1.env');
     expect(text).toContain('Restart=always');
     // ingest's UDP reader may go real-time as the unit's user (reader-priority.ts)
