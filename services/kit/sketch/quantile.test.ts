@@ -302,6 +302,32 @@ describe('QuantileAccumulator', () => {
     );
   });
 
+  it('gives the bytes of a QuantileSketch at every point it is serialized between adds, and leaves a new accumulator empty', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(valueArb, anyWeightArb), { minLength: 1, maxLength: 1500 }), fc.integer({ min: 1, max: 90 }), (samples, every) => {
+        const acc = new QuantileAccumulator();
+        const sk = new QuantileSketch();
+        samples.forEach(([v, w], i) => {
+          acc.add(v, w);
+          sk.add(v, w);
+          // A serialize folds what is raw: the bins grow in place or into new arrays, and
+          // the adds after it go on from them.
+          if (i % every === 0) expect(acc.serialize()).toEqual(sk.serialize());
+        });
+        expect(acc.serialize()).toEqual(sk.serialize());
+        expect(new QuantileAccumulator().serialize()).toEqual(new QuantileSketch().serialize());
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('sums the weights of a bin in arrival order, as DDSketch does, when the bin already exists and when it is new', () => {
+    // 0.1 + 0.2 + 0.3 differs from 0.1 + (0.2 + 0.3) in floating point.
+    const samples: [number, number][] = [];
+    for (let i = 0; i < 100; i++) samples.push([5, [0.1, 0.2, 0.3, 0.7, 1.1][i % 5]], [1000 + (i % 7), [0.3, 0.2, 0.1][i % 3]]);
+    sameBytesAsSketch(samples);
+  });
+
   it('keeps unit weights without a weight array, then switches on the first other weight', () => {
     const acc = new QuantileAccumulator();
     acc.add(5);
