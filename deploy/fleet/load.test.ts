@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -14,16 +17,35 @@ afterEach(async () => {
 });
 
 /** An HTTP server in its own process (so it can be SIGKILLed) answering 204 after 2 ms. */
-async function serverProcess(): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(
-    process.execPath,
-    [
-      '-e',
-      `const s = require('node:http').createServer((req, res) => { req.resume(); req.on('end', () => setTimeout(() => res.writeHead(204).end(), 2)); });
-       s.listen(0, '127.0.0.1', () => process.stdout.write(String(s.address().port) + '\\n'));`,
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
+/**
+ * An /ez-like server in a process of its own. `cluster`: a node:cluster primary whose two
+ * workers accept their own connections (as services/kit/cluster.ts runs api), each busy for
+ * 40 ms of every 50, so that after the primary dies they hold the listening socket a while
+ * before they notice and exit.
+ */
+async function serverProcess(cluster = false): Promise<{ url: string; child: ChildProcess }> {
+  const serve = `const s = require('node:http').createServer((req, res) => { req.resume(); req.on('end', () => setTimeout(() => res.writeHead(204).end(), 2)); });`;
+  const code = cluster
+    ? `const cluster = require('node:cluster');
+       cluster.schedulingPolicy = cluster.SCHED_NONE;
+       if (cluster.isPrimary) {
+         const port = require('node:net').createServer().listen(0, '127.0.0.1', function () { const p = this.address().port; this.close(() => {
+           let up = 0;
+           for (let i = 0; i < 2; i++) cluster.fork({ PORT: String(p) }).on('listening', () => { if (++up === 2) process.stdout.write(p + '\\n'); });
+         }); });
+       } else {
+         ${serve}
+         s.listen(Number(process.env.PORT), '127.0.0.1');
+         setInterval(() => { const end = Date.now() + 40; while (Date.now() < end); }, 50);
+       }`
+    : `${serve}
+       s.listen(0, '127.0.0.1', () => process.stdout.write(String(s.address().port) + '\\n'));`;
+  // A file, not -e: cluster workers run the primary's script again.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'osprey-load-test-'));
+  const script = path.join(dir, 'server.cjs');
+  writeFileSync(script, code);
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
   cleanups.push(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
@@ -76,6 +98,27 @@ describe('LoadGenerator', () => {
     const refusedBefore = load.stats.refused;
     const okBefore = load.stats.ok;
     // The LB still says "up", so requests go to a again: refused, and moved to b.
+    await waitFor('requests refused by a and moved', async () => load.stats.refused > refusedBefore && load.stats.ok > okBefore + 100);
+    const stats = await load.stop();
+    expect(stats.failures).toEqual([]);
+  });
+
+  it('waits for the workers of a killed cluster primary too: they share its listening socket', async () => {
+    const [a, b] = await Promise.all([serverProcess(true), serverProcess()]);
+    const lb = await alwaysUp();
+    const targets: LoadTarget[] = [
+      { name: 'a', url: a.url, lb },
+      { name: 'b', url: b.url, lb },
+    ];
+    const load = ezTraffic({ targets, ezkey: 'k', stat: 's', concurrency: 8, pauseMs: 0 });
+    load.start();
+    cleanups.push(async () => void (await load.stop()));
+    await waitFor('traffic to both', async () => (load.stats.byTarget.a ?? 0) > 50 && (load.stats.byTarget.b ?? 0) > 50);
+
+    await load.killWhenIdle('a', a.child.pid!);
+    // The LB still says "up": the next requests to a are refused (not reset) and moved to b.
+    const refusedBefore = load.stats.refused;
+    const okBefore = load.stats.ok;
     await waitFor('requests refused by a and moved', async () => load.stats.refused > refusedBefore && load.stats.ok > okBefore + 100);
     const stats = await load.stop();
     expect(stats.failures).toEqual([]);

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { httpOk } from '../agent/health.js';
 
@@ -91,7 +92,7 @@ export class LoadGenerator {
 
   /**
    * Kills `pid` (the process serving `target`) at a moment when no request to `target` is
-   * open, and sends no new request there until the process is gone.
+   * open, and sends no new request there until the process and its children are gone.
    *
    * Why both halves: a request in flight to a SIGKILLed process is lost to its client
    * whatever the deploy tooling does (/ez is not idempotent, so it cannot be retried
@@ -101,18 +102,25 @@ export class LoadGenerator {
    * it decides, the target is out of the pool; it comes back once kill(pid, 0) says ESRCH
    * (exited and reaped: its sockets are closed, so a new connection is refused, not reset),
    * and from then on the LB health URL decides, as for any host. That is what a balancer
-   * with health checks does around a host it knows is going down.
+   * with health checks does around a host it knows is going down. A node:cluster primary's
+   * workers hold the listening socket too (they accept their own connections): they exit
+   * when their primary's channel closes, a few milliseconds after it, and until then the
+   * socket still takes connections that their exit resets; so the children, taken before
+   * the kill, must be gone as well.
    */
   async killWhenIdle(target: string, pid: number, signal: NodeJS.Signals = 'SIGKILL', timeoutMs = 30_000): Promise<void> {
     this.held.add(target);
     try {
       // Held: no new request to target starts (pick and the in-flight count share a tick).
       while (this.inFlight.get(target)) await sleep(2);
+      const tree = [pid, ...descendantsOf(pid)];
       process.kill(pid, signal);
       const deadline = Date.now() + timeoutMs;
-      while (processExists(pid)) {
-        if (Date.now() > deadline) throw new Error(`process ${pid} still exists ${timeoutMs} ms after ${signal}`);
-        await sleep(5);
+      for (const p of tree) {
+        while (processExists(p)) {
+          if (Date.now() > deadline) throw new Error(`process ${p} (${p === pid ? 'killed' : `a child of ${pid}`}) still exists ${timeoutMs} ms after ${signal}`);
+          await sleep(5);
+        }
       }
     } finally {
       this.held.delete(target);
@@ -178,6 +186,34 @@ export class LoadGenerator {
       await sleep(this.opts.pauseMs);
     }
   }
+}
+
+/** Every process below `pid` (from /proc: each process's parent is field 4 of its stat). */
+function descendantsOf(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+    } catch {
+      continue; // exited meanwhile
+    }
+    // The command name (field 2) is in parentheses and may hold spaces: fields after its ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const list = children.get(ppid) ?? [];
+    list.push(Number(name));
+    children.set(ppid, list);
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const c of children.get(p) ?? []) {
+      out.push(c);
+      walk(c);
+    }
+  };
+  walk(pid);
+  return out;
 }
 
 /** kill(pid, 0): true while the process exists (a zombie not yet reaped counts). */
