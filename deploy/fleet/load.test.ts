@@ -80,31 +80,13 @@ const gone = (pid: number) => {
 };
 
 describe('LoadGenerator', () => {
-  it('SIGKILLs a target between requests, sends it nothing until the process is gone, and fails no /ez request', async () => {
-    const [a, b] = await Promise.all([serverProcess(), serverProcess()]);
-    const lb = await alwaysUp();
-    const targets: LoadTarget[] = [
-      { name: 'a', url: a.url, lb },
-      { name: 'b', url: b.url, lb },
-    ];
-    const load = ezTraffic({ targets, ezkey: 'k', stat: 's', concurrency: 8, pauseMs: 0 });
-    load.start();
-    cleanups.push(async () => void (await load.stop()));
-    await waitFor('traffic to both', async () => (load.stats.byTarget.a ?? 0) > 100 && (load.stats.byTarget.b ?? 0) > 100);
-
-    await load.killWhenIdle('a', a.child.pid!);
-    // Back in the pool only once the process no longer exists: its sockets are closed.
-    expect(gone(a.child.pid!)).toBe(true);
-    const refusedBefore = load.stats.refused;
-    const okBefore = load.stats.ok;
-    // The LB still says "up", so requests go to a again: refused, and moved to b.
-    await waitFor('requests refused by a and moved', async () => load.stats.refused > refusedBefore && load.stats.ok > okBefore + 100);
-    const stats = await load.stop();
-    expect(stats.failures).toEqual([]);
-  });
-
-  it('waits for the workers of a killed cluster primary too: they share its listening socket', async () => {
-    const [a, b] = await Promise.all([serverProcess(true), serverProcess()]);
+  /**
+   * /ez traffic to server process a and to b until both have answered some, then a killed by
+   * killWhenIdle; the LB still says "up", so requests go to a again: they must be refused
+   * (not reset) and moved to b, and no request may fail.
+   */
+  const killOneUnderLoad = async (aIsCluster: boolean) => {
+    const [a, b] = await Promise.all([serverProcess(aIsCluster), serverProcess()]);
     const lb = await alwaysUp();
     const targets: LoadTarget[] = [
       { name: 'a', url: a.url, lb },
@@ -116,13 +98,18 @@ describe('LoadGenerator', () => {
     await waitFor('traffic to both', async () => (load.stats.byTarget.a ?? 0) > 50 && (load.stats.byTarget.b ?? 0) > 50);
 
     await load.killWhenIdle('a', a.child.pid!);
-    // The LB still says "up": the next requests to a are refused (not reset) and moved to b.
+    // Back in the pool only once the process no longer exists: its sockets are closed.
+    expect(gone(a.child.pid!)).toBe(true);
     const refusedBefore = load.stats.refused;
     const okBefore = load.stats.ok;
     await waitFor('requests refused by a and moved', async () => load.stats.refused > refusedBefore && load.stats.ok > okBefore + 100);
     const stats = await load.stop();
     expect(stats.failures).toEqual([]);
-  });
+  };
+
+  it('SIGKILLs a target between requests, sends it nothing until the process is gone, and fails no /ez request', () => killOneUnderLoad(false));
+
+  it('waits for the workers of a killed cluster primary too: they share its listening socket', () => killOneUnderLoad(true));
 
   it('moves a reset graph read to another host, but counts a reset /ez as failed', async () => {
     let resets = 0;
