@@ -19,7 +19,7 @@ export const SERVICES = {
   // The api's garbage is a request's (about 11 KB of it at 5,000 req/s) and almost none of it
   // survives a scavenge, so V8 does not grow back a young generation it shrank while the replica
   // was idle: after an idle spell (bench:http, --trace-gc) the api ran 5,000 req/s on a
-  // 1-2 MB semi-space, 180 scavenges in 10 s (163 ms of pauses, the first ones 4-8 ms). Held
+  // 1-2 MB semi-space, 180 scavenges in 10 s (163 ms of pauses, the first ones up to 8 ms). Held
   // at 16 MB (V8's own maximum here, which a saturated api reaches anyway): 44 scavenges of
   // ~1.25 ms. The cost is the idle replica's memory: the young generation no longer shrinks.
   api: { entry: 'services/api/main.js', kind: 'http', basePort: 7000, publicPort: 8088, workersVar: 'API_WORKERS', env: {}, nodeArgs: ['--min-semi-space-size=16'] },
