@@ -48,6 +48,8 @@ export interface LoadResult {
    * machine's (the generator's core stalled), not the server's.
    */
   lateUs?: { p50: number; p90: number; p99: number; max: number };
+  /** Open loop: the share of answered requests that took over 2 ms and over 5 ms (the targets' bounds). */
+  over?: { ms2: number; ms5: number };
   maxConnectionsUsed: number;
   /** The generator's own CPU time, start-up included, in ms. */
   cpuMs?: number;
@@ -245,7 +247,14 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const used = conns.length;
   for (const c of conns) c.socket.end();
   if (spec.traceFile) writeFileSync(spec.traceFile, traced.join('\n') + '\n');
-  return { sent, ok, statuses, errors, elapsedMs, latencyUs: percentiles(lat, nLat), lateUs: percentiles(late, nLate), maxConnectionsUsed: used };
+  let over2 = 0;
+  let over5 = 0;
+  for (let k = 0; k < nLat; k++) {
+    if (lat[k] > 2000) over2++;
+    if (lat[k] > 5000) over5++;
+  }
+  const over = { ms2: over2 / Math.max(1, nLat), ms5: over5 / Math.max(1, nLat) };
+  return { sent, ok, statuses, errors, elapsedMs, latencyUs: percentiles(lat, nLat), lateUs: percentiles(late, nLate), over, maxConnectionsUsed: used };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
