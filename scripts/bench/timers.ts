@@ -6,6 +6,9 @@
  *
  *   npx tsx scripts/bench/timers.ts [--stats 10000] [--per-window 600] [--windows 5] [--rounds 5]
  *
+ * With ingest's own node flags (deploy/services.ts), as the figures in docs/statsd-perf.md:
+ *   node --min-semi-space-size=4 --max-semi-space-size=4 --single-threaded-gc --import tsx scripts/bench/timers.ts
+ *
  * Each window gives every stat a fresh accumulator (a flush window's), feeds it --per-window
  * samples spread over the window (stat after stat, as lines arrive) and serializes it (what a
  * flush does). Prints per round ns per sample (CPU), the garbage collector's pauses and the
