@@ -15,15 +15,21 @@
  * size of a serialized sketch (about 2-3 bytes a bin).
  */
 import { PerformanceObserver } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
 import { QuantileAccumulator } from '../../services/kit/sketch/quantile.js';
 
-const args = new Map(
-  process.argv.slice(2).map((a, i, all) => (a.startsWith('--') ? [a.slice(2), all[i + 1]] : ['', ''])),
-);
-const STATS = Number(args.get('stats') ?? 10_000);
-const PER_WINDOW = Number(args.get('per-window') ?? 600);
-const WINDOWS = Number(args.get('windows') ?? 5);
-const ROUNDS = Number(args.get('rounds') ?? 5);
+const { values: args } = parseArgs({
+  options: {
+    stats: { type: 'string', default: '10000' },
+    'per-window': { type: 'string', default: '600' },
+    windows: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '5' },
+  },
+});
+const STATS = Number(args.stats);
+const PER_WINDOW = Number(args['per-window']);
+const WINDOWS = Number(args.windows);
+const ROUNDS = Number(args.rounds);
 
 // A fixed pseudo-random log-normal stream (same values every run and round).
 const VALUES = new Float64Array(1 << 20);
